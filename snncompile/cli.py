@@ -1,0 +1,181 @@
+"""The ``snncompile`` command line: a thin click layer over the library.
+
+Library errors (:class:`snncompile.errors.SnnCompileError`) become one-line click errors
+with exit status 1; heavy imports (torch, lava) happen inside the commands, so
+``snncompile --help`` starts fast.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+
+import click
+
+from .errors import SnnCompileError
+
+
+def _ints(text: str | None) -> tuple:
+    if not text:
+        return ()
+    try:
+        return tuple(int(t) for t in text.split(",") if t.strip())
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated integers, got {text!r}") from None
+
+
+def library_errors(fn):
+    """Turn our exceptions into click errors (the only place this happens)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except SnnCompileError as exc:
+            raise click.ClickException(str(exc)) from None
+
+    return wrapper
+
+
+def _say(msg: str) -> None:
+    click.echo(msg, err=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="snncompile")
+def main():
+    """Compile trained ReLU and spiking networks to neuromorphic hardware, bit-exact and measured."""
+
+
+@main.command()
+@click.option("--dataset", required=True, help="digits | mnist5k | yinyang | idx:<folder>")
+@click.option("--arch", required=True, help="784-340-10 (MLP) or e.g. 1x28x28-c8k5p2-m2-c16k5-a2-64-10 (CNN)")
+@click.option("--method", type=click.Choice(["ann", "erbp"]), default="ann", show_default=True,
+              help="ann: ReLU network by backprop (writes ONNX); erbp: spiking network by eRBP (writes NIR)")
+@click.option("--epochs", default=10, show_default=True, type=click.IntRange(0))
+@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1))
+@click.option("--lr", default=None, type=float, help="learning rate (default: 1e-3 for ann)")
+@click.option("--profile", default=None, help="erbp: keep weights on this profile's grid while learning")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="output file (.onnx or .nir)")
+@library_errors
+def train(dataset, arch, method, epochs, batch_size, lr, profile, seed, output):
+    """Train a network on a bundled dataset."""
+    from .data import as_model_input, load_dataset
+
+    data = load_dataset(dataset)
+    if method == "erbp":
+        from .train.erbp_cli import train_erbp_command
+
+        train_erbp_command(data, arch, epochs, batch_size, lr, profile, seed, output)
+        return
+    from .frontends.onnx import export_onnx
+    from .train.ann import build_ann, evaluate_ann, train_ann
+
+    if not output.endswith(".onnx"):
+        raise click.BadParameter("--method ann writes ONNX: give an output path ending in .onnx")
+    model = build_ann(arch, seed=seed)
+    x = as_model_input(data.x_train, model.input_shape, data.name)
+    xt = as_model_input(data.x_test, model.input_shape, data.name)
+    hist = train_ann(model, x, data.y_train, epochs=epochs, batch_size=batch_size, lr=lr or 1e-3, seed=seed,
+                     x_val=xt, y_val=data.y_test)
+    acc = float((evaluate_ann(model, xt).argmax(1) == data.y_test).mean())
+    export_onnx(model, output)
+    final = hist["train_acc"][-1] if hist["train_acc"] else float("nan")
+    click.echo(f"trained {arch} on {data.name}: train accuracy {100 * final:.2f} %, "
+               f"test accuracy {100 * acc:.2f} %; wrote {output}")
+
+
+@main.command(name="compile")
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("--dataset", required=True, help="digits | mnist5k | yinyang | idx:<folder>")
+@click.option("--target", "targets", multiple=True, default=("reference",), show_default=True,
+              help="reference | fxsim | lava | norse (repeat for several)")
+@click.option("--profile", default=None, help="hardware profile name or .toml path (default loihi2 for fixed-point targets)")
+@click.option("--steps", default=16, show_default=True, type=click.IntRange(1), help="time steps K per layer window")
+@click.option("--bits", default=None, type=click.IntRange(1), help="weight bits (<= the profile's)")
+@click.option("--zeta", default=0.5, show_default=True, type=click.FloatRange(0), help="window margin: B = (1+zeta) X")
+@click.option("--samples", default=None, type=click.IntRange(1), help="evaluate the first N test samples")
+@click.option("--lava-samples", default=None, type=click.IntRange(1), help="lava: run only the first N samples")
+@click.option("--calib-samples", default=None, type=click.IntRange(1), help="training samples used for calibration")
+@click.option("--sweep-bits", default=None, help="comma-separated weight bits to sweep on fxsim, e.g. 2,3,4,6,8")
+@click.option("--sweep-steps", default=None, help="comma-separated steps to sweep on fxsim, e.g. 4,8,16,32")
+@click.option("--emit", multiple=True, type=click.Choice(["lava"]), help="also write a standalone program")
+@click.option("--dt", default=None, type=float, help="foreign NIR graphs: simulation time step")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="output folder")
+@click.option("--quiet", is_flag=True, help="no progress output")
+@library_errors
+def compile_cmd(model, dataset, targets, profile, steps, bits, zeta, samples, lava_samples, calib_samples,
+                sweep_bits, sweep_steps, emit, dt, seed, out, quiet):
+    """Convert, quantize, map, run on targets and validate; writes model.nir, model.q.nir and the report."""
+    from .pipeline import CompileOptions, compile_model
+
+    if not Path(model).is_file():
+        raise click.ClickException(f"model file not found: {model}")
+    opts = CompileOptions(dataset=dataset, targets=tuple(dict.fromkeys(targets)), profile=profile, steps=steps,
+                          bits=bits, zeta=zeta, samples=samples, calib_samples=calib_samples, seed=seed,
+                          lava_samples=lava_samples, emit=tuple(emit), sweep_bits=_ints(sweep_bits),
+                          sweep_steps=_ints(sweep_steps), progress=not quiet, dt=dt)
+    result = compile_model(model, opts, out=out)
+    click.echo(result.report.table())
+    if "sweep" in result.report.data:
+        click.echo("\nfxsim accuracy, weight bits x steps:\n" + result.report.data["sweep"]["markdown"])
+    click.echo(f"\nwrote {', '.join(sorted(p.name for p in result.files.values() if p is not None))} to {out}")
+
+
+@main.command()
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("--dataset", required=True, help="training data used to calibrate the spike windows")
+@click.option("--zeta", default=0.5, show_default=True, type=click.FloatRange(0))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="model.nir to write")
+@library_errors
+def convert(model, dataset, zeta, output):
+    """Convert a ReLU network (ONNX) to its exact TTFS network (float NIR), without evaluating it."""
+    from .data import as_model_input, load_dataset
+    from .frontends import load_model
+    from .nirio import write_nir
+    from .ttfs.convert import convert as convert_fn
+
+    ann = load_model(model)
+    data = load_dataset(dataset)
+    graph = convert_fn(ann, as_model_input(data.x_train, ann.input_shape, data.name), zeta=zeta)
+    write_nir(graph, output)
+    click.echo(f"wrote {output}")
+
+
+@main.command()
+@click.option("--show", default=None, help="print one profile's TOML")
+@library_errors
+def profiles(show):
+    """List the bundled hardware profiles."""
+    from .profile import _bundled_dir, available_profiles, load_profile
+
+    if show:
+        load_profile(show)
+        path = Path(show) if Path(show).is_file() else _bundled_dir() / f"{show}.toml"
+        click.echo(path.read_text())
+        return
+    for name in available_profiles():
+        p = load_profile(name)
+        click.echo(f"{name:<13} {p.weights.bits}-bit weights, {p.neuron.state_bits}-bit state, "
+                   f"neurons: {', '.join(p.neuron_models):<9} {p.title}")
+
+
+@main.command()
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+@library_errors
+def inspect(path, as_json):
+    """Print a NIR file's nodes, edges, shapes, parameter ranges and snncompile metadata."""
+    import json
+
+    from .inspect_nir import describe, render
+
+    info = describe(path)
+    click.echo(json.dumps(info, indent=2) if as_json else render(info))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,37 @@
+"""Rounding rules shared by the NIR quantization pass and torch fake-quant.
+
+Weights: a per-layer float scale s and integer mantissas on the profile's grid
+(:func:`snncompile.arith.weight_grid`): w = clip(step * round(W / (s * step)), lo, hi).
+The scale maps the largest |W| of the layer to the largest positive mantissa, so nothing
+is clipped and the rounding error is at most s * step / 2.
+
+Activations: a TTFS activation x in [0, B] is carried as a spike count c in {0..K}
+(K steps per window): c = floor(x / (B/K) + 1/2) clipped to [0, K]; c = 0 is "no spike".
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..arith import weight_grid
+
+
+def weight_scale(w_absmax: float, bits: int, full_bits: int, sign_mode: str) -> float:
+    """Scale s such that the largest |W| maps onto the largest positive mantissa."""
+    step, lo, hi = weight_grid(bits, full_bits, sign_mode)
+    top = hi if sign_mode != "inh" else -lo
+    return float(w_absmax) / top if w_absmax > 0 else 1.0
+
+
+def quantize_weights(w: np.ndarray, scale: float, bits: int, full_bits: int, sign_mode: str):
+    """Integer mantissas of ``w`` on the grid; returns (mantissa int64, clipped fraction)."""
+    step, lo, hi = weight_grid(bits, full_bits, sign_mode)
+    q = np.round(np.asarray(w, dtype=np.float64) / (scale * step)) * step
+    clipped = float(np.mean((q < lo) | (q > hi))) if q.size else 0.0
+    return np.clip(q, lo, hi).astype(np.int64), clipped
+
+
+def encode_counts(x: np.ndarray, steps: int, window: float = 1.0) -> np.ndarray:
+    """Spike counts c = floor(x * K / window + 1/2) in {0..K} (int64)."""
+    c = np.floor(np.asarray(x, dtype=np.float64) * (steps / window) + 0.5)
+    return np.clip(c, 0, steps).astype(np.int64)

@@ -1,0 +1,1 @@
+"""Training: ReLU ANNs from an architecture spec (``ann``)."""

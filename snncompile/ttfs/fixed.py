@@ -1,0 +1,249 @@
+"""The discrete-time, integer TTFS neuron (our Loihi 2 neuron program) and its two evaluators.
+
+Time is counted in steps t = 1..T of one sample.  A population has integer parameters
+(read from the quantized NIR graph): weight exponent e, slope r, threshold theta, per-neuron
+bias beta (the potential at reset), and the step numbers t_in_end, fire_start, fire_end.
+u and v are ``state_bits`` wide.  Per step, in this order (docs/ttfs_neuron.md):
+
+    1. if t <= t_in_end:   u = wrap(u + (a << act_shift)); v = sat(v + u)      integrate
+       elif t in fire window: v = sat(v + r)                                   ramp
+    2. if t in fire window: s = (v > theta) and not fired; fired |= s; v[s] = 0   fire once
+
+where a is the Dense output of the previous step's spikes: a = (W @ s) << e (>> -e, floor,
+for e < 0), exactly Lava's PyDenseModelBitAcc (one step of delay per layer).  Inputs and
+hidden activations travel as spike counts c in {0..K}: a population whose earliest input
+(c = K) arrives at step A receives a count-c spike at step A + K - c and integrates it for
+c steps, so v(t_in_end) = beta + sum_j w_j c_j 2**(act_shift + e) (if nothing wraps or
+saturates).  A hidden neuron then fires at ramp step f (step t_in_end + f) with
+f = the first f in 1..K where v + f r > theta, i.e. c_out = K + 1 - f; with
+theta = K r + floor(r / 2) this is c_out = round-half-down(z / r) clipped to [0, K].
+A max-pool population integrates with weights 1 and theta = 0, so it fires on its first
+input: the earliest spike wins.  The readout integrates only; its v at T is the logit vector.
+
+:func:`run_closed_form` evaluates this exactly in O(one matmul) per layer whenever bounds
+prove that no u wraps and no v saturates during integration, and falls back to
+:func:`run_stepped` (the step-by-step program above) for the samples where they don't.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ..arith import saturate, shift_exp, wrap
+from ..errors import InvalidModel
+from ..nirops import apply_chain
+from .graph import TtfsLayer, TtfsNet
+
+
+@dataclass
+class FixedLayer:
+    """Integer parameters of one population of a quantized TTFS graph."""
+
+    name: str
+    role: str
+    ops: list
+    in_shape: tuple
+    out_shape: tuple
+    steps: int
+    weight_exp: int
+    slope: int
+    threshold: int
+    bias: np.ndarray  # (neurons,) int64
+    arrival: int      # A: step at which a count-K input arrives
+    t_in_end: int
+    fire_start: int
+    fire_end: int
+    _absrow: float | None = field(default=None, repr=False)
+
+    @property
+    def neurons(self) -> int:
+        return int(np.prod(self.out_shape))
+
+    @classmethod
+    def from_layer(cls, layer: TtfsLayer, steps: int) -> FixedLayer:
+        m = layer.meta
+        try:
+            bias = np.asarray(getattr(layer.node, "v_leak", np.zeros(layer.out_shape)), dtype=np.float64)
+            return cls(layer.name, layer.role, layer.ops, layer.in_shape, layer.out_shape, steps,
+                       int(m["weight_exp"]), int(m["slope"]), int(m["threshold"]),
+                       np.broadcast_to(bias, layer.out_shape).reshape(-1).astype(np.int64),
+                       int(m["arrival"]), int(m["t_in_end"]), int(m["fire_start"]), int(m["fire_end"]))
+        except KeyError as exc:
+            raise InvalidModel(f"node {layer.name!r}: quantized TTFS metadata lacks {exc.args[0]!r}") from None
+
+
+@dataclass(frozen=True)
+class Arith:
+    state_bits: int
+    act_shift: int
+
+    @property
+    def vmax(self) -> int:
+        return (1 << (self.state_bits - 1)) - 1
+
+
+def fixed_layers(net: TtfsNet) -> list[FixedLayer]:
+    if not net.quantized:
+        raise InvalidModel("fxsim needs a quantized graph (model.q.nir); run the quantize pass first")
+    return [FixedLayer.from_layer(layer, int(net.meta["steps"])) for layer in net.layers]
+
+
+def arith_of(net: TtfsNet) -> Arith:
+    return Arith(int(net.meta["state_bits"]), int(net.meta["act_shift"]))
+
+
+def _mm(ops, x: np.ndarray) -> np.ndarray:
+    """Integer linear map of integer inputs (exact in float64 below 2**53)."""
+    with torch.no_grad():
+        y = apply_chain(ops, torch.as_tensor(x, dtype=torch.float64), with_bias=False)
+    return y.reshape(len(x), -1).numpy()
+
+
+@dataclass
+class LayerOut:
+    """Result of one population for a batch: spike step (-1: none), counts, integer v at t_in_end."""
+
+    spike_step: np.ndarray | None  # (N, neurons) int64
+    counts: np.ndarray              # (N, *out_shape) int64 (readout: zeros)
+    z: np.ndarray                   # (N, neurons) v at t_in_end
+    wraps: np.ndarray               # (N,) wrap events
+    sats: np.ndarray                # (N,) saturation events
+    v_trace: np.ndarray | None = None   # (N, T, neurons) when recorded
+
+
+def _fire(layer: FixedLayer, z: np.ndarray, ar: Arith):
+    """Closed-form ramp phase for neurons whose integration ended at z (no saturation before)."""
+    K, r, theta = layer.steps, layer.slope, layer.threshold
+    f = np.where(z > theta, 1, (theta - z) // max(r, 1) + 1) if r > 0 else np.where(z > theta, 1, K + 1)
+    fired = f <= K
+    spike_step = np.where(fired, layer.t_in_end + f, -1)
+    counts = np.where(fired, K + 1 - f, 0)
+    sats = ((z > theta) & (z + r > ar.vmax)).sum(axis=1)
+    return spike_step, counts, sats
+
+
+def run_layer_closed(layer: FixedLayer, counts_in: np.ndarray, ar: Arith):
+    """Closed form for one population; returns (LayerOut, valid mask (N,)) — invalid rows must be re-run stepped."""
+    N = len(counts_in)
+    K = layer.steps
+    if layer.role == "maxpool":  # small populations: the program itself is cheap enough
+        return run_layer_stepped(layer, counts_in, ar, layer.fire_end), np.ones(N, bool)
+    e = layer.weight_exp
+    if e < 0:
+        return None, np.zeros(N, bool)
+    sh = ar.act_shift + e
+    S = _mm(layer.ops, counts_in).astype(np.int64)
+    z = layer.bias[None, :] + (S << sh)
+    valid = _integration_bounds_ok(layer, counts_in, ar, sh)
+    zeros = np.zeros(N, dtype=np.int64)
+    if layer.role == "readout":
+        return LayerOut(None, np.zeros((N, *layer.out_shape), np.int64), z, zeros, zeros.copy()), valid
+    step, counts, sats = _fire(layer, z, ar)
+    return LayerOut(step, counts.reshape((N, *layer.out_shape)), z, zeros, sats), valid
+
+
+def _integration_bounds_ok(layer: FixedLayer, counts_in, ar: Arith, sh: int) -> np.ndarray:
+    """Rows (samples) for which no u can wrap and no v can saturate during integration."""
+    N = len(counts_in)
+    m = 1 << (ar.state_bits - 1)
+    bmax = int(np.abs(layer.bias).max()) if layer.bias.size else 0
+    if layer._absrow is None:
+        ones = np.ones((1, *layer.in_shape))
+        layer._absrow = float(_mm([(n, _abs_node(node)) for n, node in layer.ops], ones).max())
+    worst = layer._absrow * (1 << sh)
+    if worst <= m - 1 and bmax + layer.steps * worst <= ar.vmax:
+        return np.ones(N, bool)
+    fired = (counts_in > 0).astype(np.float64)
+    pos = _mm([(n, _signed_node(node, +1)) for n, node in layer.ops], fired)
+    neg = _mm([(n, _signed_node(node, -1)) for n, node in layer.ops], fired)
+    upk = np.maximum(pos, -neg) * float(1 << sh)
+    ok_u = (pos * (1 << sh) <= m) & (neg * (1 << sh) > -m)
+    ok_v = bmax + layer.steps * upk <= ar.vmax
+    return (ok_u & ok_v).all(axis=1)
+
+
+def _abs_node(node):
+    return _signed_node(node, 0)
+
+
+def _signed_node(node, sign: int):
+    """A copy of a linear node with weights |w| (sign 0), max(w, 0) (+1) or min(w, 0) (-1)."""
+    import copy
+
+    if not hasattr(node, "weight"):
+        return node
+    out = copy.copy(node)
+    w = np.asarray(node.weight, dtype=np.float64)
+    out.weight = np.abs(w) if sign == 0 else (np.maximum(w, 0) if sign > 0 else np.minimum(w, 0))
+    return out
+
+
+def run_layer_stepped(layer: FixedLayer, counts_in: np.ndarray, ar: Arith, t_total: int, record: bool = False):
+    """The neuron program step by step (module docstring); exact for every input."""
+    N = len(counts_in)
+    K, n = layer.steps, layer.neurons
+    u = np.zeros((N, n), np.int64)
+    v = np.repeat(layer.bias[None, :], N, axis=0).astype(np.int64)
+    fired = np.zeros((N, n), bool)
+    spike_step = np.full((N, n), -1, np.int64)
+    wraps = np.zeros(N, np.int64)
+    sats = np.zeros(N, np.int64)
+    trace = np.zeros((N, t_total, n), np.int64) if record else None
+    z = None
+    for t in range(1, t_total + 1):
+        if t <= layer.t_in_end:
+            k = t - layer.arrival  # inputs with count K - k arrive now
+            if 0 <= k < K:
+                s_t = ((counts_in == K - k)).astype(np.float64)
+                acc = _mm(layer.ops, s_t).astype(np.int64) if s_t.any() else np.zeros((N, n), np.int64)
+                a = shift_exp(acc, layer.weight_exp)
+                u = wrap(u + (a << ar.act_shift), ar.state_bits, wraps)
+            v = saturate(v + u, ar.state_bits, sats)
+            if t == layer.t_in_end:
+                z = v.copy()
+        elif layer.fire_start <= t <= layer.fire_end:
+            v = saturate(v + layer.slope, ar.state_bits, sats)
+        if layer.role != "readout" and layer.fire_start <= t <= layer.fire_end:
+            s = (v > layer.threshold) & ~fired
+            fired |= s
+            v[s] = 0
+            spike_step[s] = t
+        if record:
+            trace[:, t - 1] = v
+    if layer.role == "readout":
+        counts = np.zeros((N, *layer.out_shape), np.int64)
+        spike_step = None
+    elif layer.role == "maxpool":
+        counts = np.where(spike_step >= 0, layer.arrival + K - spike_step, 0).reshape((N, *layer.out_shape))
+    else:
+        counts = np.where(spike_step >= 0, layer.t_in_end + K + 1 - spike_step, 0).reshape((N, *layer.out_shape))
+    return LayerOut(spike_step, counts, z, wraps, sats, trace)
+
+
+def run_network(layers: list[FixedLayer], ar: Arith, counts_in: np.ndarray, t_total: int,
+                mode: str = "auto", record: bool = False) -> list[LayerOut]:
+    """Run every population on input counts (N, *input_shape); ``mode``: auto | closed | stepped."""
+    outs = []
+    c = counts_in
+    for layer in layers:
+        if mode == "stepped" or record:
+            out = run_layer_stepped(layer, c, ar, t_total, record=record)
+        else:
+            out, valid = run_layer_closed(layer, c, ar)
+            if mode == "closed" and (out is None or not valid.all()):
+                raise InvalidModel(f"layer {layer.name!r}: the closed form does not apply (bounds or e < 0)")
+            if out is None:
+                out = run_layer_stepped(layer, c, ar, t_total)
+            elif not valid.all():
+                bad = np.flatnonzero(~valid)
+                fix = run_layer_stepped(layer, c[bad], ar, t_total)
+                for attr in ("spike_step", "counts", "z", "wraps", "sats"):
+                    arr = getattr(out, attr)
+                    if arr is not None:
+                        arr[bad] = getattr(fix, attr)
+        outs.append(out)
+        c = out.counts
+    return outs
