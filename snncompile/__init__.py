@@ -14,3 +14,4 @@ import warnings as _warnings
 # Datasets are cached as read-only arrays; torch warns when it wraps them, although snncompile
 # never writes through those tensors.
 _warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+_warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")

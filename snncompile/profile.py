@@ -180,7 +180,9 @@ def _check_section(data: dict, section: str, where: str) -> dict:
     label = f"[{section}]" if section else "top level"
     unknown = sorted(set(data) - set(schema) - (set(_SCHEMA) - {""} if section == "" else set()))
     if unknown:
-        raise ProfileError(f"{where}: {label}: unknown field {unknown[0]!r}; expected one of {', '.join(schema)}")
+        sections = " and sections " + ", ".join(f"[{k}]" for k in _SCHEMA if k) if section == "" else ""
+        raise ProfileError(f"{where}: {label}: unknown field {unknown[0]!r}; expected one of {', '.join(schema)}"
+                           f"{sections}")
     out = {}
     for key, ((check, what), required) in schema.items():
         if key not in data:

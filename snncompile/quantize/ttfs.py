@@ -35,7 +35,7 @@ from ..errors import InvalidModel, ProfileViolation
 from ..nirio import get_meta, set_meta
 from ..profile import HwProfile
 from ..ttfs.convert import FORMAT
-from ..ttfs.fixed import Arith, FixedLayer, run_layer_closed, run_layer_stepped
+from ..ttfs.fixed import Arith, FixedLayer, LinearMap, run_layer_closed, run_layer_stepped
 from ..ttfs.graph import parse_ttfs
 from ..ttfs.reference import drive
 from .rounding import encode_counts, quantize_weights, weight_scale
@@ -120,11 +120,10 @@ def quantize_ttfs(graph: nir.NIRGraph, profile: HwProfile, steps: int, x_calib: 
         err = float(np.abs(W - s_w * w_int).max()) if W.size else 0.0
         qops, gain = _integer_ops(layer.ops, w_int)
         b = drive(layer).numpy().reshape(-1)
-        fired = (counts > 0).astype(np.float64)
-        from ..ttfs.fixed import _mm, _signed_node
-
-        pos = _mm([(n, _signed_node(nd, +1)) for n, nd in qops], fired).max(initial=0.0)
-        neg = -_mm([(n, _signed_node(nd, -1)) for n, nd in qops], fired).min(initial=0.0)
+        fired = (counts > 0).astype(np.float32)
+        lmap = LinearMap(qops, layer.in_shape, K)
+        pos = float(lmap.signed(+1)(fired).max(initial=0))
+        neg = -float(lmap.signed(-1)(fired).min(initial=0))
         upeak_mant = max(pos, neg)
         hidden = layer.role == "hidden"
         delta_out = meta["B"] / K if hidden else None

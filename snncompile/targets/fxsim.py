@@ -12,18 +12,10 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..errors import InvalidModel
-from ..nirops import composite_matrix
 from ..quantize.rounding import encode_counts
 from ..ttfs.fixed import arith_of, fixed_layers, run_network
 from ..ttfs.graph import is_ttfs_graph, parse_ttfs
 from .base import LayerRun, Run, decide
-
-
-def fanout(layer) -> np.ndarray:
-    """Synapses leaving each input neuron of a population (nonzeros per column of its matrix)."""
-    mat = composite_matrix(layer.ops, layer.in_shape)
-    mat.data = np.abs(mat.data)
-    return np.asarray((mat != 0).sum(axis=0)).ravel()
 
 
 def energy_estimate(profile, synops: np.ndarray, updates: int, spikes: np.ndarray) -> dict:
@@ -65,7 +57,7 @@ class FxsimTarget:
         synops = np.zeros(len(x))
         prev_fired = (counts_in.reshape(len(x), -1) > 0).astype(np.float64)
         for layer, parts in zip(layers, outs):
-            synops += prev_fired @ fanout(layer).astype(np.float64)
+            synops += prev_fired @ layer.map.fanout().astype(np.float64)
             if record:
                 traces[layer.name] = cat([p.v_trace for p in parts])
             if layer.role == "readout":

@@ -29,13 +29,94 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import nir
 import numpy as np
 import torch
 
 from ..arith import saturate, shift_exp, wrap
 from ..errors import InvalidModel
-from ..nirops import apply_chain
+from ..nirops import apply_chain, composite_matrix
 from .graph import TtfsLayer, TtfsNet
+
+
+class LinearMap:
+    """A population's integer input map (its chain of linear NIR nodes), evaluated exactly.
+
+    Integer inputs times integer mantissas are exact in float32 while every partial sum stays
+    below 2**24 (checked from the largest absolute row sum), else float64 (below 2**53).  A chain
+    that is a single Affine (after flattens) is a matrix product; other chains (conv, pools) go
+    through :func:`snncompile.nirops.apply_chain`.
+    """
+
+    def __init__(self, ops, in_shape: tuple, max_count: int):
+        self.ops, self.in_shape = ops, tuple(in_shape)
+        nodes = [n for _, n in ops]
+        self.dense = all(isinstance(n, nir.Flatten) for n in nodes[:-1]) and isinstance(nodes[-1], nir.Affine) \
+            if nodes else False
+        ones = torch.ones((1, *self.in_shape), dtype=torch.float64)
+        with torch.no_grad():
+            self.absrow = float(apply_chain([(k, _signed_node(n, 0)) for k, n in ops], ones, with_bias=False).max())
+        self.dtype = torch.float32 if self.absrow * max(max_count, 1) < 2 ** 24 else torch.float64
+        if self.dense:
+            self.wt = torch.as_tensor(np.asarray(nodes[-1].weight, dtype=np.float64).T.copy(), dtype=self.dtype)
+        self._fanout = None
+
+    def __call__(self, x) -> np.ndarray:
+        """(N, *in_shape) integer array -> (N, out) int64."""
+        x = torch.as_tensor(np.asarray(x), dtype=self.dtype)
+        with torch.no_grad():
+            if self.dense:
+                y = x.reshape(len(x), -1) @ self.wt
+            else:
+                y = apply_chain(self.ops, x, with_bias=False).reshape(len(x), -1)
+        return y.numpy().astype(np.int64)
+
+    def absolute(self) -> LinearMap:
+        """The same map with weights |w|."""
+        return self.signed(0)
+
+    def signed(self, sign: int) -> LinearMap:
+        """The same map with weights max(w, 0) (sign +1), min(w, 0) (sign -1) or |w| (sign 0)."""
+        out = LinearMap([(k, _signed_node(n, sign)) for k, n in self.ops], self.in_shape, 1)
+        out.dtype = self.dtype
+        if out.dense:
+            out.wt = out.wt.to(self.dtype)
+        return out
+
+    def levels(self, counts: np.ndarray, steps: int, as_tensor: bool = False):
+        """Per-arrival-step input sums (N, K, out): slot k holds the inputs with count K - k.
+
+        int64 numpy array, or (``as_tensor``) the exact float tensor in ``self.dtype``."""
+        N = len(counts)
+        flat = counts.reshape(N, -1)
+        n, j = np.nonzero(flat)
+        if self.dense:
+            rows = n * steps + (steps - flat[n, j])
+            order = np.argsort(rows * flat.shape[1] + j, kind="stable")
+            crow = np.zeros(N * steps + 1, np.int64)
+            np.add.at(crow, rows + 1, 1)
+            ind = torch.sparse_csr_tensor(torch.as_tensor(np.cumsum(crow)), torch.as_tensor(j[order]),
+                                          torch.ones(len(n), dtype=self.dtype), (N * steps, flat.shape[1]),
+                                          check_invariants=False)
+            with torch.no_grad():
+                y = (ind @ self.wt).reshape(N, steps, -1)
+        else:
+            onehot = torch.zeros((N, steps, flat.shape[1]), dtype=self.dtype)
+            onehot[n, steps - flat[n, j], j] = 1.0
+            with torch.no_grad():
+                y = apply_chain(self.ops, onehot.reshape((N * steps, *self.in_shape)), with_bias=False)
+            y = y.reshape(N, steps, -1)
+        return y if as_tensor else y.numpy().astype(np.int64)
+
+    def fanout(self) -> np.ndarray:
+        """Synapses leaving each input neuron (nonzero entries per column)."""
+        if self._fanout is None:
+            if self.dense:
+                self._fanout = (self.wt.numpy() != 0).sum(axis=1)
+            else:
+                mat = composite_matrix([(k, _signed_node(n, 0)) for k, n in self.ops], self.in_shape)
+                self._fanout = np.asarray((mat != 0).sum(axis=0)).ravel()
+        return self._fanout
 
 
 @dataclass
@@ -56,11 +137,17 @@ class FixedLayer:
     t_in_end: int
     fire_start: int
     fire_end: int
-    _absrow: float | None = field(default=None, repr=False)
+    _map: LinearMap | None = field(default=None, repr=False)
 
     @property
     def neurons(self) -> int:
         return int(np.prod(self.out_shape))
+
+    @property
+    def map(self) -> LinearMap:
+        if self._map is None:
+            self._map = LinearMap(self.ops, self.in_shape, self.steps)
+        return self._map
 
     @classmethod
     def from_layer(cls, layer: TtfsLayer, steps: int) -> FixedLayer:
@@ -95,13 +182,6 @@ def arith_of(net: TtfsNet) -> Arith:
     return Arith(int(net.meta["state_bits"]), int(net.meta["act_shift"]))
 
 
-def _mm(ops, x: np.ndarray) -> np.ndarray:
-    """Integer linear map of integer inputs (exact in float64 below 2**53)."""
-    with torch.no_grad():
-        y = apply_chain(ops, torch.as_tensor(x, dtype=torch.float64), with_bias=False)
-    return y.reshape(len(x), -1).numpy()
-
-
 @dataclass
 class LayerOut:
     """Result of one population for a batch: spike step (-1: none), counts, integer v at t_in_end."""
@@ -125,48 +205,53 @@ def _fire(layer: FixedLayer, z: np.ndarray, ar: Arith):
     return spike_step, counts, sats
 
 
-def run_layer_closed(layer: FixedLayer, counts_in: np.ndarray, ar: Arith):
-    """Closed form for one population; returns (LayerOut, valid mask (N,)) — invalid rows must be re-run stepped."""
+def run_layer_closed(layer: FixedLayer, counts_in: np.ndarray, ar: Arith, chunk_elems: int = 8_000_000):
+    """Closed form for one population; returns (LayerOut, valid (N,)).  Rows where integration
+    might wrap u or saturate v are marked invalid and must be re-run with :func:`run_layer_stepped`.
+
+    e >= 0: v(t_in_end) = beta + (W c) << (act_shift + e), one matrix product; u stays within
+    [sum of fired negative weights, sum of fired positive weights] << shift.
+    e < 0: Lava floors each step's sum, a_k = (W s_k) >> -e, so per-arrival-step sums are needed;
+    v(t_in_end) = beta + sum_k (K - k) (a_k << act_shift) and u lies within the sums of the
+    positive / negative a_k.
+    """
     N = len(counts_in)
     K = layer.steps
     if layer.role == "maxpool":  # small populations: the program itself is cheap enough
         return run_layer_stepped(layer, counts_in, ar, layer.fire_end), np.ones(N, bool)
     e = layer.weight_exp
-    if e < 0:
-        return None, np.zeros(N, bool)
-    sh = ar.act_shift + e
-    S = _mm(layer.ops, counts_in).astype(np.int64)
-    z = layer.bias[None, :] + (S << sh)
-    valid = _integration_bounds_ok(layer, counts_in, ar, sh)
+    m = 1 << (ar.state_bits - 1)
+    bmax = int(np.abs(layer.bias).max(initial=0))
+    if e >= 0:
+        sh = ar.act_shift + e
+        z = layer.bias[None, :] + (layer.map(counts_in) << sh)
+        worst = layer.map.absrow * (1 << sh)
+        if worst <= m - 1 and bmax + K * worst <= ar.vmax:
+            valid = np.ones(N, bool)
+        else:
+            fired = (counts_in > 0).astype(np.float32)
+            pos = layer.map.signed(+1)(fired) << sh
+            neg = layer.map.signed(-1)(fired) << sh
+            valid = ((pos <= m) & (neg > -m) & (bmax + K * np.maximum(pos, -neg) <= ar.vmax)).all(axis=1)
+    else:
+        d = 1 << (-e)
+        rows = max(1, chunk_elems // max(1, K * layer.neurons))
+        z = np.empty((N, layer.neurons), np.int64)
+        w = torch.arange(K, 0, -1, dtype=torch.float64)  # slot k is integrated for K - k steps
+        for i in range(0, N, rows):
+            lv = layer.map.levels(counts_in[i:i + rows], K, as_tensor=True)
+            a = torch.floor(lv / d).to(torch.float64)  # exact: |sums| < 2**24 in float32, < 2**53 in float64
+            z[i:i + rows] = layer.bias[None, :] + (torch.einsum("nko,k->no", a, w).numpy().astype(np.int64)
+                                                   << ar.act_shift)
+        # |u| <= sum_k |a_k| <= (|W| fired) / d + K, all << act_shift
+        fired = (counts_in > 0).astype(np.float32)
+        upk = ((layer.map.absolute()(fired) >> (-e)) + K) << ar.act_shift
+        valid = ((upk <= m - 1) & (bmax + K * upk <= ar.vmax)).all(axis=1)
     zeros = np.zeros(N, dtype=np.int64)
     if layer.role == "readout":
         return LayerOut(None, np.zeros((N, *layer.out_shape), np.int64), z, zeros, zeros.copy()), valid
     step, counts, sats = _fire(layer, z, ar)
     return LayerOut(step, counts.reshape((N, *layer.out_shape)), z, zeros, sats), valid
-
-
-def _integration_bounds_ok(layer: FixedLayer, counts_in, ar: Arith, sh: int) -> np.ndarray:
-    """Rows (samples) for which no u can wrap and no v can saturate during integration."""
-    N = len(counts_in)
-    m = 1 << (ar.state_bits - 1)
-    bmax = int(np.abs(layer.bias).max()) if layer.bias.size else 0
-    if layer._absrow is None:
-        ones = np.ones((1, *layer.in_shape))
-        layer._absrow = float(_mm([(n, _abs_node(node)) for n, node in layer.ops], ones).max())
-    worst = layer._absrow * (1 << sh)
-    if worst <= m - 1 and bmax + layer.steps * worst <= ar.vmax:
-        return np.ones(N, bool)
-    fired = (counts_in > 0).astype(np.float64)
-    pos = _mm([(n, _signed_node(node, +1)) for n, node in layer.ops], fired)
-    neg = _mm([(n, _signed_node(node, -1)) for n, node in layer.ops], fired)
-    upk = np.maximum(pos, -neg) * float(1 << sh)
-    ok_u = (pos * (1 << sh) <= m) & (neg * (1 << sh) > -m)
-    ok_v = bmax + layer.steps * upk <= ar.vmax
-    return (ok_u & ok_v).all(axis=1)
-
-
-def _abs_node(node):
-    return _signed_node(node, 0)
 
 
 def _signed_node(node, sign: int):
@@ -192,14 +277,13 @@ def run_layer_stepped(layer: FixedLayer, counts_in: np.ndarray, ar: Arith, t_tot
     wraps = np.zeros(N, np.int64)
     sats = np.zeros(N, np.int64)
     trace = np.zeros((N, t_total, n), np.int64) if record else None
+    levels = layer.map.levels(counts_in, K)  # (N, K, n): Dense sums arriving at steps A .. A+K-1
     z = None
     for t in range(1, t_total + 1):
         if t <= layer.t_in_end:
-            k = t - layer.arrival  # inputs with count K - k arrive now
+            k = t - layer.arrival
             if 0 <= k < K:
-                s_t = ((counts_in == K - k)).astype(np.float64)
-                acc = _mm(layer.ops, s_t).astype(np.int64) if s_t.any() else np.zeros((N, n), np.int64)
-                a = shift_exp(acc, layer.weight_exp)
+                a = shift_exp(levels[:, k], layer.weight_exp)
                 u = wrap(u + (a << ar.act_shift), ar.state_bits, wraps)
             v = saturate(v + u, ar.state_bits, sats)
             if t == layer.t_in_end:

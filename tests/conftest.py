@@ -1,0 +1,44 @@
+"""Shared fixtures: tiny networks and data that make every test fast."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+
+from snncompile.frontends.canonical import AnnModel
+
+
+def mlp(sizes=(12, 16, 10, 5), seed=0) -> AnnModel:
+    torch.manual_seed(seed)
+    mods = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        mods.append(nn.Linear(a, b))
+        if i < len(sizes) - 2:
+            mods.append(nn.ReLU())
+    net = nn.Sequential(*mods).eval()
+    return AnnModel(net, (sizes[0],), [f"l{i}" for i in range(len(net))], name="mlp")
+
+
+def cnn(seed=0) -> AnnModel:
+    """1x8x8 -> conv(4,3,p1) -> relu -> maxpool2 -> conv(6,3) -> relu -> avgpool2 -> flatten -> fc(5)."""
+    torch.manual_seed(seed)
+    net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(4, 6, 3), nn.ReLU(),
+                        nn.AvgPool2d(2), nn.Flatten(), nn.Linear(6, 5)).eval()
+    return AnnModel(net, (1, 8, 8), [f"l{i}" for i in range(len(net))], name="cnn")
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)
+
+
+@pytest.fixture
+def tiny_mlp():
+    return mlp()
+
+
+@pytest.fixture
+def tiny_cnn():
+    return cnn()
