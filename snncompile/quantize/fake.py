@@ -15,7 +15,8 @@ def fake_quant_weights(w: torch.Tensor, scale: float, bits: int, full_bits: int,
     step, lo, hi = weight_grid(bits, full_bits, sign_mode)
     unit = scale * step
     q = torch.clamp(torch.round(w.detach().double() / unit) * step, lo, hi) * scale
-    inside = ((w.detach().double() / scale) >= lo) & ((w.detach().double() / scale) <= hi)
+    r = w.detach().double() / scale
+    inside = (r >= lo - step / 2) & (r <= hi + step / 2)  # values that round into the range are not clipped
     return w + (q.to(w.dtype) - w).detach() - (~inside).to(w.dtype) * (w - w.detach())
 
 

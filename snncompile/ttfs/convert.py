@@ -80,9 +80,16 @@ def _float64(layers: list[AnnLayer]) -> list[AnnLayer]:
 
 
 def _linear_nodes(layer: AnnLayer, index: int, in_shape: tuple, counters: dict):
-    """NIR nodes for a layer's linear ops; returns (list of (name, node), bias, out_shape)."""
+    """NIR nodes for a layer's linear ops; returns (list of (name, node), bias, out_shape).
+
+    Average pools are written as SumPool2d with their 1/k**2 folded into the layer's affine
+    weights (exact: the chain is linear), so the graph uses only node types that NIR consumers
+    such as norse's ``from_nir`` support.
+    """
     nodes = []
     bias = None
+    affine_node = None
+    gain = 1.0
     shape = tuple(in_shape)
     x = torch.zeros((1, *shape), dtype=torch.float64)
     for op, src in zip(layer.ops, layer.names):
@@ -93,7 +100,7 @@ def _linear_nodes(layer: AnnLayer, index: int, in_shape: tuple, counters: dict):
         elif isinstance(op, nn.Flatten):
             kind = "flatten"
         else:
-            kind = "avgpool"
+            kind = "sumpool"
         counters[kind] = counters.get(kind, 0) + 1
         name = f"{kind}{counters[kind]}"
         w = op.weight.detach().double().numpy().copy() if isinstance(op, AFFINE_TYPES) else None
@@ -102,24 +109,29 @@ def _linear_nodes(layer: AnnLayer, index: int, in_shape: tuple, counters: dict):
                 raise InvalidModel(f"layer {src!r}: two affine layers without a ReLU between them are not supported; "
                                    "merge them into one")
             b = op.bias.detach().double().numpy().copy() if op.bias is not None else np.zeros(w.shape[0])
+        meta = {"source": src}
         if isinstance(op, nn.Linear):
-            node = nir.Affine(weight=w, bias=np.zeros(w.shape[0]))
+            node = affine_node = nir.Affine(weight=w, bias=np.zeros(w.shape[0]))
             bias = b
         elif isinstance(op, nn.Conv2d):
-            node = nir.Conv2d(input_shape=tuple(shape[1:]), weight=w, stride=tuple(op.stride),
-                              padding=tuple(op.padding), dilation=tuple(op.dilation), groups=op.groups,
-                              bias=np.zeros(w.shape[0]))
+            node = affine_node = nir.Conv2d(input_shape=tuple(shape[1:]), weight=w, stride=tuple(op.stride),
+                                            padding=tuple(op.padding), dilation=tuple(op.dilation), groups=op.groups,
+                                            bias=np.zeros(w.shape[0]))
             bias = b  # per channel; broadcast per neuron below
         elif isinstance(op, nn.Flatten):
             node = nir.Flatten(input_type={"input": np.array(shape)}, start_dim=0, end_dim=-1)
         else:
             k = _pair(op.kernel_size)
             s = _pair(op.stride if op.stride is not None else op.kernel_size)
-            node = nir.AvgPool2d(kernel_size=np.array(k), stride=np.array(s), padding=np.array(_pair(op.padding)))
-        set_meta(node, {"source": src})
+            node = nir.SumPool2d(kernel_size=np.array(k), stride=np.array(s), padding=np.array(_pair(op.padding)))
+            gain /= k[0] * k[1]
+            meta.update({"from": "AvgPool2d", "gain_folded_into_weights": 1.0 / (k[0] * k[1])})
+        set_meta(node, meta)
         nodes.append((name, node))
         x = op.double()(x) if not isinstance(op, nn.Flatten) else torch.flatten(x, 1)
         shape = tuple(x.shape[1:])
+    if affine_node is not None and gain != 1.0:
+        affine_node.weight = affine_node.weight * gain
     # the bias of a conv is per channel: broadcast to every neuron of the output map
     bias_full = np.broadcast_to(bias.reshape((-1,) + (1,) * (len(shape) - 1)), shape).copy()
     return nodes, bias_full, shape
