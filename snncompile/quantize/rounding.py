@@ -20,7 +20,9 @@ def weight_scale(w_absmax: float, bits: int, full_bits: int, sign_mode: str) -> 
     """Scale s such that the largest |W| maps onto the largest positive mantissa."""
     step, lo, hi = weight_grid(bits, full_bits, sign_mode)
     top = hi if sign_mode != "inh" else -lo
-    return float(w_absmax) / top if w_absmax > 0 else 1.0
+    scale = float(w_absmax) / top
+    # an all-zero (or subnormal) layer: any scale represents it; keep 1/scale finite
+    return scale if scale > 0 and np.isfinite(1.0 / scale) and np.isfinite(1.0 / (scale * top)) else 1.0
 
 
 def quantize_weights(w: np.ndarray, scale: float, bits: int, full_bits: int, sign_mode: str):
