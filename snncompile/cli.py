@@ -102,13 +102,18 @@ def train(dataset, arch, method, epochs, batch_size, lr, profile, seed, output):
 @click.option("--sweep-bits", default=None, help="comma-separated weight bits to sweep on fxsim, e.g. 2,3,4,6,8")
 @click.option("--sweep-steps", default=None, help="comma-separated steps to sweep on fxsim, e.g. 4,8,16,32")
 @click.option("--emit", multiple=True, type=click.Choice(["lava"]), help="also write a standalone program")
-@click.option("--dt", default=None, type=float, help="foreign NIR graphs: simulation time step")
+@click.option("--dt", default=None, type=click.FloatRange(min=0, min_open=True),
+              help="spiking NIR graphs: time step (default: the graph's, else 1); TTFS with --target norse: 1/steps")
+@click.option("--encoding", default=None, type=click.Choice(["regular", "rate", "latency"]),
+              help="spiking NIR graphs: input spike code (default: the graph's, else regular)")
+@click.option("--sim-steps", default=None, type=click.IntRange(1),
+              help="spiking NIR graphs: input steps per sample (default: the graph's, else 32)")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="output folder")
 @click.option("--quiet", is_flag=True, help="no progress output")
 @library_errors
 def compile_cmd(model, dataset, targets, profile, steps, bits, zeta, samples, lava_samples, calib_samples,
-                sweep_bits, sweep_steps, emit, dt, seed, out, quiet):
+                sweep_bits, sweep_steps, emit, dt, encoding, sim_steps, seed, out, quiet):
     """Convert, quantize, map, run on targets and validate; writes model.nir, model.q.nir and the report."""
     from .pipeline import CompileOptions, compile_model
 
@@ -117,7 +122,8 @@ def compile_cmd(model, dataset, targets, profile, steps, bits, zeta, samples, la
     opts = CompileOptions(dataset=dataset, targets=tuple(dict.fromkeys(targets)), profile=profile, steps=steps,
                           bits=bits, zeta=zeta, samples=samples, calib_samples=calib_samples, seed=seed,
                           lava_samples=lava_samples, emit=tuple(emit), sweep_bits=_ints(sweep_bits),
-                          sweep_steps=_ints(sweep_steps), progress=not quiet, dt=dt)
+                          sweep_steps=_ints(sweep_steps), progress=not quiet, dt=dt, encoding=encoding,
+                          sim_steps=sim_steps)
     result = compile_model(model, opts, out=out)
     click.echo(result.report.table())
     if "sweep" in result.report.data:

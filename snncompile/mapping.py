@@ -31,14 +31,20 @@ def layer_resources(layer) -> dict:
             "synapses": int(mat.nnz), "stored_weights": stored or int(mat.nnz), "kernel": kernel}
 
 
-def map_layers(layers, profile: HwProfile, model_name: str = "ttfs") -> dict:
-    """Resource table and core assignment for ``layers`` (objects with name, role, ops, in_shape,
-    neurons), or ProfileViolation."""
-    mp = profile.mapping
+def map_layers(layers, profile: HwProfile) -> dict:
+    """Resource table and core assignment for TTFS ``layers`` (objects with name, role, ops,
+    in_shape, neurons), or ProfileViolation."""
     rows = [layer_resources(layer) for layer in layers]
     for row in rows:
-        model = "ttfs" if row["role"] in ("hidden", "maxpool", "readout") and model_name == "ttfs" else "lif"
-        row["neuron_model"] = model
+        row["neuron_model"] = "ttfs"
+    return check_rows(rows, profile)
+
+
+def check_rows(rows: list[dict], profile: HwProfile) -> dict:
+    """Check resource rows (layer, neurons, fan_in, synapses, stored_weights, kernel, neuron_model)."""
+    mp = profile.mapping
+    for row in rows:
+        model = row["neuron_model"]
         if model not in profile.neuron_models:
             raise ProfileViolation(row["layer"], "neuron model", model,
                                    " or ".join(profile.neuron_models) + " only", profile.name)

@@ -48,7 +48,9 @@ class CompileOptions:
     sweep_bits: tuple = ()
     sweep_steps: tuple = ()
     progress: bool = True
-    dt: float | None = None           # foreign NIR graphs: time step
+    dt: float | None = None           # spiking NIR graphs: time step (default: the graph's, else 1)
+    encoding: str | None = None       # spiking NIR graphs: regular | rate | latency (default: the graph's)
+    sim_steps: int | None = None      # spiking NIR graphs: input steps (default: the graph's, else 32)
 
 
 @dataclass
@@ -103,55 +105,87 @@ def compile_model(source, opts: CompileOptions, out: str | Path | None = None) -
     """Run the passes, the targets and validation; write outputs to ``out`` if given."""
     import torch
 
+    from .targets.base import _REGISTRY
+
     torch.manual_seed(opts.seed)
     np.random.seed(opts.seed)
     for t in opts.targets:
-        from .targets.base import _REGISTRY
-
         if t not in _REGISTRY:
             raise SnnCompileError(f"unknown target {t!r}; available: {', '.join(_REGISTRY)}")
     data = load_dataset(opts.dataset)
     kind, model = load_pass(source)
+    src = str(source) if isinstance(source, (str, Path)) else "module"
     if kind == "nir":
-        return _compile_nir(model, data, opts, out)
-    x_test = as_model_input(np.asarray(data.x_test), model.input_shape, data.name)
+        from .ttfs.graph import is_ttfs_graph
+
+        if not is_ttfs_graph(model):
+            from .nir_compile import compile_spiking_graph
+
+            return compile_spiking_graph(model, data, opts, out, src)
+        return _compile_ttfs(None, model, data, opts, out, src)
+    return _compile_ttfs(model, None, data, opts, out, src)
+
+
+def _compile_ttfs(model, given_graph, data: Dataset, opts: CompileOptions, out, src: str) -> Compiled:
+    """An ANN (converted here) or one of our own TTFS NIR graphs (float or already quantized)."""
+    from .ttfs.graph import parse_ttfs
+
+    given_q = given_graph is not None and parse_ttfs(given_graph).quantized
+    input_shape = model.input_shape if model is not None else parse_ttfs(given_graph).input_shape
+    x_test = as_model_input(np.asarray(data.x_test), input_shape, data.name)
     n = len(x_test) if opts.samples is None else min(opts.samples, len(x_test))
     x_test, y_test = x_test[:n], np.asarray(data.y_test[:n])
-    _check_classes(model, data)
-
-    graph = convert_pass(model, data, opts)
-    profile = None
+    if model is not None:
+        _check_classes(model, data)
+        graph = convert_pass(model, data, opts)
+    else:
+        graph = None if given_q else given_graph
     needs_q = any(t in FIXED_POINT_TARGETS for t in opts.targets) or opts.sweep_bits or opts.sweep_steps
+    if given_q:
+        bad = [t for t in opts.targets if t not in FIXED_POINT_TARGETS]
+        if bad:
+            raise InvalidModel(f"{src} is a quantized graph (model.q.nir): targets {', '.join(bad)} need the float "
+                               "model.nir; use --target fxsim or --target lava")
+        qmeta = parse_ttfs(given_graph).meta
+        opts = dataclasses.replace(opts, profile=opts.profile or qmeta.get("profile"), steps=int(qmeta["steps"]))
     if needs_q and opts.profile is None:
         opts = dataclasses.replace(opts, profile="loihi2")
-    if opts.profile is not None:
-        profile = load_profile(opts.profile).with_weight_bits(opts.bits)
+    profile = load_profile(opts.profile).with_weight_bits(opts.bits) if opts.profile is not None else None
     qgraph = table = mapping = None
-    if profile is not None and needs_q:
-        qgraph, table = quantize_pass(graph, data, profile, opts, model.input_shape)
+    if given_q:
+        qgraph = given_graph
+        table = parse_ttfs(qgraph).meta.get("quantization")
+        mapping = check_pass(qgraph, profile)
+    elif profile is not None and needs_q:
+        qgraph, table = quantize_pass(graph, data, profile, opts, input_shape)
         mapping = check_pass(qgraph, profile)
 
-    from .ttfs.convert import ann_logits
-    from .validate import summarize
+    from .targets import get_target
+    from .validate import summarize, ttfs_time_error
 
-    ann_dec = ann_logits(model, x_test).argmax(1)
     report = {
-        "model": {"name": model.name, "source": str(source) if isinstance(source, (str, Path)) else "module",
-                  "input_shape": list(model.input_shape)},
+        "model": {"name": model.name if model is not None else Path(src).stem, "source": src,
+                  "input_shape": list(input_shape), "kind": "ttfs"},
         "dataset": {"name": data.name, "split": "test", "samples": int(n), "description": data.description},
-        "ann": {"accuracy": float(np.mean(ann_dec == y_test))},
         "targets": {},
     }
+    ann_dec = None
+    if model is not None:
+        from .ttfs.convert import ann_logits
+
+        ann_dec = ann_logits(model, x_test).argmax(1)
+        report["ann"] = {"accuracy": float(np.mean(ann_dec == y_test))}
     if profile is not None:
         report["profile"] = {"name": profile.name, "title": profile.title, "steps": opts.steps,
                              "weight_bits": profile.weights.bits, "arithmetic": profile.arithmetic}
     runs = {}
-    from .targets import get_target
-
-    ref = get_target("reference").run(graph, x_test, profile)
-    runs["reference"] = ref
-    report["reference"] = summarize(ref, y_test, ann_dec)
-    report["reference"].update(_exactness(model, graph, ref, x_test))
+    ref = None
+    if graph is not None:
+        ref = get_target("reference").run(graph, x_test, profile)
+        runs["reference"] = ref
+        report["reference"] = summarize(ref, y_test, ann_dec)
+        if model is not None:
+            report["reference"].update(_exactness(model, graph, ref, x_test))
     for name in opts.targets:
         if name == "reference":
             continue
@@ -165,28 +199,33 @@ def compile_model(source, opts: CompileOptions, out: str | Path | None = None) -
                 kwargs["fxsim_run"] = runs.get("fxsim")
             run = target.run(qgraph, xs, profile, **kwargs)
             k = len(xs)
-            summ = summarize(run, ys, ann_dec[:k], _head(ref, k))
+            summ = summarize(run, ys, None if ann_dec is None else ann_dec[:k], None if ref is None else _head(ref, k))
             summ.update(steps=opts.steps, quantization=table, mapping=mapping)
             if "energy" in run.info:
                 summ["energy"] = run.info["energy"]
-            summ.update({key: run.info[key] for key in ("bit_exact_with_fxsim", "first_mismatch",
-                                                        "fxsim_accuracy_same_samples") if key in run.info})
-            from .ttfs.graph import parse_ttfs
-            from .validate import ttfs_time_error
-
-            summ["spike_time_error"] = ttfs_time_error(_head(ref, k), parse_ttfs(graph), run, parse_ttfs(qgraph))
+            summ.update({key: run.info[key] for key in ("bit_exact_with_fxsim", "first_mismatch", "seconds",
+                                                        "sample_period") if key in run.info})
+            if name == "lava" and "fxsim" in runs:
+                summ["fxsim_accuracy_same_samples"] = float(np.mean(runs["fxsim"].decisions[:k] == ys))
+            if ref is not None:
+                summ["spike_time_error"] = ttfs_time_error(_head(ref, k), parse_ttfs(graph), run, parse_ttfs(qgraph))
         else:
-            run = target.run(graph, x_test, profile, dt=opts.dt, reference=ref)
+            run = target.run(graph, x_test, profile, dt=opts.dt or 1.0 / opts.steps, reference=ref)
             summ = summarize(run, y_test, ann_dec, ref)
             summ.update(run.info.get("summary", {}))
         runs[name] = run
         report["targets"][name] = summ
-    if opts.sweep_bits or opts.sweep_steps:
-        report["sweep"] = sweep(graph, data, opts, model.input_shape, x_test, y_test)
+    if (opts.sweep_bits or opts.sweep_steps) and graph is not None:
+        report["sweep"] = sweep(graph, data, opts, input_shape, x_test, y_test)
     rep = Report(report)
     result = Compiled(rep, graphs={"model.nir": graph, "model.q.nir": qgraph}, runs=runs)
     if out is not None:
-        result.files = _write_outputs(Path(out), rep, graph, qgraph, opts, runs)
+        counts = None
+        if "lava" in opts.emit and qgraph is not None:
+            from .quantize.rounding import encode_counts
+
+            counts = encode_counts(x_test[: opts.lava_samples or min(n, 20)], opts.steps)
+        result.files = write_outputs(Path(out), rep, {"model.nir": graph, "model.q.nir": qgraph}, opts, counts)
     return result
 
 
@@ -283,43 +322,28 @@ def sweep_plot(sweep_data: dict, path: Path) -> Path:
     return path
 
 
-def _write_outputs(out: Path, rep: Report, graph, qgraph, opts: CompileOptions, runs: dict) -> dict:
+def write_outputs(out: Path, rep: Report, graphs: dict, opts: CompileOptions, lava_counts=None) -> dict:
+    """Write every output into a temporary folder, then move them into ``out``."""
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         files = {}
-        files["model.nir"] = write_nir(graph, tmp / "model.nir")
-        if qgraph is not None:
-            files["model.q.nir"] = write_nir(qgraph, tmp / "model.q.nir")
+        for fname, g in graphs.items():
+            if g is not None:
+                files[fname] = write_nir(g, tmp / fname)
         files.update(rep.write(tmp))
         if "sweep" in rep.data:
             files["sweep_plot"] = sweep_plot(rep.data["sweep"], tmp / "sweep.png")
-        if "lava" in opts.emit:
+        if "lava" in opts.emit and graphs.get("model.q.nir") is not None:
             from .targets.lava_export import export_lava
 
-            files["lava"] = export_lava(qgraph, tmp / "lava")
+            files["lava"] = export_lava(graphs["model.q.nir"], tmp / "lava", lava_counts)
         out.mkdir(parents=True, exist_ok=True)
-        moved = {}
         for item in sorted(tmp.iterdir()):
             dest = out / item.name
             if dest.is_dir() and not dest.is_symlink():
                 shutil.rmtree(dest)
             shutil.move(str(item), dest)
-            moved[item.name] = dest
         return {k: out / Path(v).name if v is not None else None for k, v in files.items()}
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _compile_nir(graph, data: Dataset, opts: CompileOptions, out):
-    """NIR input: our own TTFS graphs (float: all targets; quantized: fixed-point targets), or a
-    foreign spiking graph (snncompile.frontends.nir)."""
-    from .ttfs.graph import is_ttfs_graph
-
-    if is_ttfs_graph(graph):
-        from .nir_compile import compile_ttfs_nir
-
-        return compile_ttfs_nir(graph, data, opts, out)
-    from .nir_compile import compile_foreign_nir
-
-    return compile_foreign_nir(graph, data, opts, out)

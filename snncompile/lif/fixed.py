@@ -1,0 +1,159 @@
+"""Bit-accurate simulation of a quantized LIF graph: Lava's PyLifModelBitAcc and
+PyDenseModelBitAcc rules (DESIGN.md section 8), vectorized over samples.
+
+Per step t and population p (all populations read the previous steps' spikes):
+
+    a   = sum_c Dense_c(x_src(t - d_c))          Dense: (W s) << e, or >> -e (floor)
+    u   = wrap(trunc0(u * (4096 - (du + 1)) >> 12) + (a << 6))        24-bit, single pass
+    v   = sat(trunc0(v * (4096 - dv) >> 12) + u + bias)               saturates
+    s   = v > vth_mant << 6  (spiking populations);  v[s] = 0
+
+Input spikes emitted at step t (raster column t - 1) and the always-on bias source reach their
+targets at t + 1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..arith import clip_truncate, decay, saturate, shift_exp, wrap
+from ..errors import InvalidModel
+from ..nirio import get_meta
+from .quantize import FORMAT_Q
+
+
+@dataclass
+class QPop:
+    name: str
+    spiking: bool
+    neurons: int
+    du: int
+    dv: int
+    theta: int
+    bias: np.ndarray
+    v_lsb: float
+
+
+@dataclass
+class QConn:
+    name: str
+    src: str
+    dst: str
+    weight: torch.Tensor  # (in, out) float, exact for integer sums below 2**24 (float32) / 2**53
+    exp: int
+    delay: int
+
+
+@dataclass
+class QNet:
+    meta: dict
+    pops: dict
+    conns: list
+    input_shape: tuple
+    readout: str
+
+
+def read_qlif(graph) -> QNet:
+    meta = get_meta(graph)
+    if meta.get("format") != FORMAT_Q:
+        raise InvalidModel("not a quantized snncompile LIF graph (model.q.nir from a spiking NIR input)")
+    pops, conns = {}, []
+    for name in meta["populations"]:
+        node, m = graph.nodes[name], get_meta(graph.nodes[name])
+        theta = (int(m["vth_mant"]) << int(meta["vth_shift"]))
+        pops[name] = QPop(name, bool(m["spiking"]), int(np.size(node.v_leak)), int(m["du"]), int(m["dv"]), theta,
+                          np.asarray(node.v_leak, dtype=np.float64).astype(np.int64), float(m["v_lsb"]))
+    for name in meta["connections"]:
+        node, m = graph.nodes[name], get_meta(graph.nodes[name])
+        w = clip_truncate(np.asarray(node.weight), int(meta["weight_bits"]), int(meta["full_weight_bits"]),
+                          meta["sign_mode"])  # what Lava's Dense does on its first step
+        big = float(np.abs(w).sum(axis=1).max(initial=0))
+        dtype = torch.float32 if big < 2 ** 24 else torch.float64
+        conns.append(QConn(name, m["src"], m["dst"], torch.as_tensor(w.T.astype(np.float64), dtype=dtype),
+                           int(m["weight_exp"]), int(m["delay"])))
+    return QNet(meta, pops, conns, tuple(meta["input_shape"]), meta["readout"])
+
+
+@dataclass
+class QResult:
+    scores: np.ndarray
+    counts: dict
+    first_step: dict
+    wraps: dict
+    sats: dict
+    t_total: int
+    traces: dict | None = None
+    spikes: dict | None = None
+
+
+def simulate_fixed(qnet: QNet, raster: np.ndarray, t_total: int | None = None, record: bool = False,
+                   batch_size: int = 500) -> QResult:
+    raster = np.asarray(raster)
+    T = raster.shape[1] + int(qnet.meta["depth"]) if t_total is None else t_total
+    parts = [_run(qnet, raster[i:i + batch_size], T, record) for i in range(0, len(raster), batch_size)]
+    cat = np.concatenate
+
+    def merge(key):
+        return {k: cat([getattr(p, key)[k] for p in parts]) for k in qnet.pops}
+
+    return QResult(cat([p.scores for p in parts]), merge("counts"), merge("first_step"), merge("wraps"),
+                   merge("sats"), T, merge("traces") if record else None, merge("spikes") if record else None)
+
+
+def _run(qnet: QNet, raster: np.ndarray, T: int, record: bool) -> QResult:
+    meta = qnet.meta
+    bits, shift, dbits = int(meta["state_bits"]), int(meta["act_shift"]), int(meta["decay_bits"])
+    N, T_in = raster.shape[0], raster.shape[1]
+    flat_in = raster.reshape(N, T_in, -1)
+    u = {k: np.zeros((N, p.neurons), np.int64) for k, p in qnet.pops.items()}
+    v = {k: np.repeat(np.zeros((1, p.neurons), np.int64), N, 0) for k, p in qnet.pops.items()}
+    hist = {k: [] for k in qnet.pops}
+    counts = {k: np.zeros((N, p.neurons), np.int64) for k, p in qnet.pops.items()}
+    first = {k: np.full((N, p.neurons), -1, np.int64) for k, p in qnet.pops.items()}
+    wraps = {k: np.zeros(N, np.int64) for k in qnet.pops}
+    sats = {k: np.zeros(N, np.int64) for k in qnet.pops}
+    traces = {k: np.zeros((N, T, p.neurons), np.int64) for k, p in qnet.pops.items()} if record else None
+    spk = {k: np.zeros((N, T, p.neurons), bool) for k, p in qnet.pops.items()} if record else None
+    incoming = {k: [c for c in qnet.conns if c.dst == k] for k in qnet.pops}
+    vsum = np.zeros((N, qnet.pops[qnet.readout].neurons), np.int64)
+    ro = qnet.pops[qnet.readout]
+    for t in range(1, T + 1):
+        new = {}
+        for name, p in qnet.pops.items():
+            a = np.zeros((N, p.neurons), np.int64)
+            for c in incoming[name]:
+                ts = t - c.delay
+                if c.src == "bias":
+                    x = np.ones((N, 1)) if ts >= 1 else None
+                elif c.src in qnet.pops:
+                    x = hist[c.src][ts - 1] if ts >= 1 else None
+                else:
+                    x = flat_in[:, ts - 1] if 1 <= ts <= T_in else None
+                if x is None or not np.any(x):
+                    continue
+                acc = (torch.as_tensor(x, dtype=c.weight.dtype) @ c.weight).numpy().astype(np.int64)
+                a += shift_exp(acc, c.exp)
+            uu = wrap(decay(u[name], p.du, dbits, offset=1) + (a << shift), bits, wraps[name])
+            vv = saturate(decay(v[name], p.dv, dbits, offset=0) + uu + p.bias[None, :], bits, sats[name])
+            if p.spiking:
+                s = vv > p.theta
+                vv = np.where(s, 0, vv)
+            else:
+                s = np.zeros_like(vv, dtype=bool)
+            u[name], v[name] = uu, vv
+            new[name] = s
+            counts[name] += s
+            fresh = s & (first[name] < 0)
+            first[name][fresh] = t
+            if record:
+                traces[name][:, t - 1] = vv
+                spk[name][:, t - 1] = s
+        for name in qnet.pops:
+            hist[name].append(new[name])
+        if not ro.spiking:
+            vsum += v[qnet.readout]
+    scores = counts[qnet.readout].astype(np.float64) if ro.spiking else vsum * ro.v_lsb / T
+    return QResult(scores, counts, first, wraps, sats, T, traces, spk)
