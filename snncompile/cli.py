@@ -102,6 +102,9 @@ def train(dataset, arch, method, epochs, batch_size, lr, profile, seed, output):
 @click.option("--sweep-bits", default=None, help="comma-separated weight bits to sweep on fxsim, e.g. 2,3,4,6,8")
 @click.option("--sweep-steps", default=None, help="comma-separated steps to sweep on fxsim, e.g. 4,8,16,32")
 @click.option("--emit", multiple=True, type=click.Choice(["lava"]), help="also write a standalone program")
+@click.option("--weight-scale", type=click.Choice(["max", "mse"]), default="max", show_default=True,
+              help="per-layer weight scale: max-abs (nothing clipped) or least squared error (better below 4 bits); "
+                   "a scale stored by fine-tuning wins")
 @click.option("--dt", default=None, type=click.FloatRange(min=0, min_open=True),
               help="spiking NIR graphs: time step (default: the graph's, else 1); TTFS with --target norse: 1/steps")
 @click.option("--encoding", default=None, type=click.Choice(["regular", "rate", "latency"]),
@@ -113,7 +116,7 @@ def train(dataset, arch, method, epochs, batch_size, lr, profile, seed, output):
 @click.option("--quiet", is_flag=True, help="no progress output")
 @library_errors
 def compile_cmd(model, dataset, targets, profile, steps, bits, zeta, samples, lava_samples, calib_samples,
-                sweep_bits, sweep_steps, emit, dt, encoding, sim_steps, seed, out, quiet):
+                sweep_bits, sweep_steps, emit, weight_scale, dt, encoding, sim_steps, seed, out, quiet):
     """Convert, quantize, map, run on targets and validate; writes model.nir, model.q.nir and the report."""
     from .pipeline import CompileOptions, compile_model
 
@@ -123,7 +126,7 @@ def compile_cmd(model, dataset, targets, profile, steps, bits, zeta, samples, la
                           bits=bits, zeta=zeta, samples=samples, calib_samples=calib_samples, seed=seed,
                           lava_samples=lava_samples, emit=tuple(emit), sweep_bits=_ints(sweep_bits),
                           sweep_steps=_ints(sweep_steps), progress=not quiet, dt=dt, encoding=encoding,
-                          sim_steps=sim_steps)
+                          sim_steps=sim_steps, weight_scale=weight_scale)
     result = compile_model(model, opts, out=out)
     click.echo(result.report.table())
     if "sweep" in result.report.data:
@@ -149,6 +152,64 @@ def convert(model, dataset, zeta, output):
     graph = convert_fn(ann, as_model_input(data.x_train, ann.input_shape, data.name), zeta=zeta)
     write_nir(graph, output)
     click.echo(f"wrote {output}")
+
+
+@main.command()
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("--dataset", required=True, help="training data (the test split is only monitored)")
+@click.option("--profile", default="loihi2", show_default=True, help="hardware profile name or .toml path")
+@click.option("--bits", default=None, type=click.IntRange(1), help="weight bits (<= the profile's)")
+@click.option("--steps", default=16, show_default=True, type=click.IntRange(1), help="time steps K per window")
+@click.option("--mode", type=click.Choice(["qat", "hil"]), default="qat", show_default=True)
+@click.option("--target", default="fxsim", show_default=True, type=click.Choice(["fxsim", "lava"]),
+              help="hil: the bit-accurate target that runs every forward pass")
+@click.option("--epochs", default=5, show_default=True, type=click.IntRange(0))
+@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1))
+@click.option("--lr", default=1e-4, show_default=True, type=float)
+@click.option("--spike-penalty", default=0.0, show_default=True, type=click.FloatRange(0),
+              help="weight of a soft count of firing neurons in the loss (fewer spikes per neuron)")
+@click.option("--window-scale", default=1.0, show_default=True, type=click.FloatRange(0, 1, min_open=True),
+              help="shrink every window B by this factor before fine-tuning")
+@click.option("--weight-scale", type=click.Choice(["max", "mse"]), default="max", show_default=True,
+              help="per-layer weight scale: max-abs (nothing clipped) or least squared error (better below 4 bits)")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="tuned model .nir")
+@click.option("--quiet", is_flag=True)
+@library_errors
+def finetune(model, dataset, profile, bits, steps, mode, target, epochs, batch_size, lr, spike_penalty, window_scale,
+             weight_scale, seed, output, quiet):
+    """Quantization-aware (qat) or hardware-in-the-loop (hil) fine-tuning of a TTFS model.nir."""
+    import json
+
+    from .data import as_model_input, load_dataset
+    from .nirio import read_nir, write_nir
+    from .profile import load_profile
+    from .report import write_text
+    from .train.finetune import finetune as finetune_fn
+    from .train.finetune import plot_log
+    from .ttfs.graph import parse_ttfs
+
+    if not output.endswith(".nir"):
+        raise click.BadParameter("the output must be a .nir file", param_hint="-o")
+    graph = read_nir(model, type_check=False)
+    net = parse_ttfs(graph)
+    data = load_dataset(dataset)
+    prof = load_profile(profile).with_weight_bits(bits)
+    x = as_model_input(data.x_train, net.input_shape, data.name)
+    xt = as_model_input(data.x_test, net.input_shape, data.name)
+    res = finetune_fn(graph, x, data.y_train, profile=prof, steps=steps, x_monitor=xt, y_monitor=data.y_test,
+                      mode=mode, target=target, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+                      spike_penalty=spike_penalty, window_scale=window_scale, scale_policy=weight_scale,
+                      progress=not quiet)
+    write_nir(res.graph, output)
+    stem = output[:-4]
+    write_text(Path(stem + ".log.json"), json.dumps(res.log, indent=2))
+    plot_log(res.log, stem + ".log.png")
+    log = res.log
+    click.echo(f"{mode} on {prof.name}, {prof.weights.bits}-bit weights, K={steps}: fxsim accuracy ({log['monitor']}) "
+               f"{100 * log['accuracy'][0]:.2f} % -> {100 * log['accuracy'][-1]:.2f} %, spikes per hidden neuron "
+               f"{log['spikes_per_hidden_neuron'][0]:.3f} -> {log['spikes_per_hidden_neuron'][-1]:.3f}; "
+               f"wrote {output}, {stem}.log.json, {stem}.log.png")
 
 
 @main.command()

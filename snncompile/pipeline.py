@@ -51,6 +51,7 @@ class CompileOptions:
     dt: float | None = None           # spiking NIR graphs: time step (default: the graph's, else 1)
     encoding: str | None = None       # spiking NIR graphs: regular | rate | latency (default: the graph's)
     sim_steps: int | None = None      # spiking NIR graphs: input steps (default: the graph's, else 32)
+    weight_scale: str = "max"         # per-layer weight scale policy: max | mse
 
 
 @dataclass
@@ -84,7 +85,8 @@ def convert_pass(model, data: Dataset, opts: CompileOptions):
 def quantize_pass(graph, data: Dataset, profile: HwProfile, opts: CompileOptions, input_shape):
     from .quantize.ttfs import quantize_ttfs
 
-    return quantize_ttfs(graph, profile, opts.steps, _calib(data, input_shape, opts), opts.headroom_bits)
+    return quantize_ttfs(graph, profile, opts.steps, _calib(data, input_shape, opts), opts.headroom_bits,
+                         opts.weight_scale)
 
 
 def check_pass(qgraph, profile: HwProfile) -> dict:
@@ -284,7 +286,7 @@ def sweep(graph, data: Dataset, opts: CompileOptions, input_shape, x_test, y_tes
         prof = base.with_weight_bits(b)
         for k in steps:
             try:
-                q, _ = quantize_ttfs(graph, prof, k, x_cal, opts.headroom_bits)
+                q, _ = quantize_ttfs(graph, prof, k, x_cal, opts.headroom_bits, opts.weight_scale)
                 run = fx.run(q, x_test, prof)
                 acc = float(np.mean(run.decisions == y_test))
                 spn = float(np.mean(sum(la.spikes for la in run.layers) / sum(la.neurons for la in run.layers)))

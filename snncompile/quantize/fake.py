@@ -21,6 +21,9 @@ def fake_quant_weights(w: torch.Tensor, scale: float, bits: int, full_bits: int,
 
 
 def fake_quant_counts(x: torch.Tensor, delta: float, steps: int) -> torch.Tensor:
-    """Activations on the TTFS grid: delta * clip(floor(x / delta + 1/2), 0, K), straight through."""
-    q = torch.clamp(torch.floor(x.detach() / delta + 0.5), 0, steps) * delta
-    return x + (q - x).detach()
+    """TTFS activations: the pre-activation x clipped to the window [0, K delta] (gradient of the
+    clip, like a clipped ReLU) and rounded to the grid of counts, delta * round(x / delta) with
+    ties down as the integer neuron does (straight-through for the rounding)."""
+    a = torch.clamp(x, 0.0, steps * delta)
+    q = torch.clamp(torch.ceil(x.detach() / delta - 0.5), 0, steps) * delta
+    return a + (q - a).detach()

@@ -37,3 +37,28 @@ def encode_counts(x: np.ndarray, steps: int, window: float = 1.0) -> np.ndarray:
     """Spike counts c = floor(x * K / window + 1/2) in {0..K} (int64)."""
     c = np.floor(np.asarray(x, dtype=np.float64) * (steps / window) + 0.5)
     return np.clip(c, 0, steps).astype(np.int64)
+
+
+def mse_scale(w: np.ndarray, bits: int, full_bits: int, sign_mode: str, candidates: int = 64) -> float:
+    """The scale that minimizes the squared rounding error of ``w`` (clipping the largest weights
+    when that pays off): a search over max-abs scales times factors in (0, 1]."""
+    w = np.asarray(w, dtype=np.float64).ravel()
+    top = weight_scale(np.abs(w).max(initial=0.0), bits, full_bits, sign_mode)
+    best, best_err = top, np.inf
+    for f in np.linspace(1.0 / candidates, 1.0, candidates):
+        q, _ = quantize_weights(w, top * f, bits, full_bits, sign_mode)
+        err = float(np.sum((w - top * f * q) ** 2))
+        if err < best_err:
+            best, best_err = top * f, err
+    return best
+
+
+def layer_scale(w: np.ndarray, bits: int, full_bits: int, sign_mode: str, policy: str = "max",
+                stored: float | None = None) -> float:
+    """Per-layer weight scale: ``stored`` (a scale fixed by fine-tuning, in the node metadata) if
+    given, else max-abs (no clipping: the most precision without overflow) or MSE-optimal."""
+    if stored is not None:
+        return float(stored)
+    if policy == "mse":
+        return mse_scale(w, bits, full_bits, sign_mode)
+    return weight_scale(np.abs(np.asarray(w)).max(initial=0.0), bits, full_bits, sign_mode)

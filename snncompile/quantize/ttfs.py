@@ -38,7 +38,7 @@ from ..ttfs.convert import FORMAT
 from ..ttfs.fixed import Arith, FixedLayer, LinearMap, run_layer_closed, run_layer_stepped
 from ..ttfs.graph import parse_ttfs
 from ..ttfs.reference import drive
-from .rounding import encode_counts, quantize_weights, weight_scale
+from .rounding import encode_counts, layer_scale, quantize_weights
 
 FIRST_ARRIVAL = 2  # input spikes are sent at step K - c + 1 and reach the first layer one step later
 
@@ -71,10 +71,12 @@ def _integer_ops(ops, w_int):
 
 
 def quantize_ttfs(graph: nir.NIRGraph, profile: HwProfile, steps: int, x_calib: np.ndarray,
-                  headroom_bits: int = 1) -> tuple[nir.NIRGraph, list[dict]]:
+                  headroom_bits: int = 1, scale_policy: str = "max") -> tuple[nir.NIRGraph, list[dict]]:
     """Quantize a float TTFS graph for ``profile`` with ``steps`` (K) steps per window.
 
-    ``x_calib``: calibration inputs (N, *input_shape) in [0, 1] (training data).  Returns the
+    ``x_calib``: calibration inputs (N, *input_shape) in [0, 1] (training data).  Weight scales:
+    a scale stored by fine-tuning in the affine node's metadata (``weight_scale[bits]``), else
+    ``scale_policy`` "max" (max-abs: nothing clipped) or "mse" (least squared error).  Returns the
     quantized graph and the per-layer table (exponent, scale, clipped fraction, rounding error...).
     """
     if steps < 1:
@@ -115,7 +117,9 @@ def quantize_ttfs(graph: nir.NIRGraph, profile: HwProfile, steps: int, x_calib: 
             continue
         idx, aname, anode = _affine(layer.ops)
         W = np.asarray(anode.weight, dtype=np.float64)
-        s_w = weight_scale(np.abs(W).max(), wspec.bits, wspec.full_bits, wspec.sign_mode)
+        stored = get_meta(anode).get("weight_scale", {}).get(str(wspec.bits)) if isinstance(
+            get_meta(anode).get("weight_scale"), dict) else None
+        s_w = layer_scale(W, wspec.bits, wspec.full_bits, wspec.sign_mode, scale_policy, stored)
         w_int, clipped = quantize_weights(W, s_w, wspec.bits, wspec.full_bits, wspec.sign_mode)
         err = float(np.abs(W - s_w * w_int).max()) if W.size else 0.0
         qops, gain = _integer_ops(layer.ops, w_int)

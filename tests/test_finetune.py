@@ -1,0 +1,115 @@
+"""QAT and hardware-in-the-loop fine-tuning."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from snncompile.data import as_model_input, load_dataset
+from snncompile.profile import load_profile
+from snncompile.quantize.fake import fake_quant_counts
+from snncompile.targets.fxsim import FxsimTarget
+from snncompile.train.ann import build_ann, train_ann
+from snncompile.train.finetune import TtfsModule, _hw_forward, evaluate_on_target, finetune
+from snncompile.ttfs.convert import convert
+from snncompile.ttfs.fixed import Arith, _fire
+from snncompile.ttfs.graph import parse_ttfs
+from snncompile.ttfs.reference import simulate
+
+
+@pytest.fixture(scope="module")
+def digits_graph():
+    data = load_dataset("digits")
+    model = build_ann("64-24-10", seed=0)
+    x = as_model_input(data.x_train, model.input_shape)
+    train_ann(model, x, data.y_train, epochs=8, seed=0, progress=False)
+    xt = as_model_input(data.x_test, model.input_shape)
+    return convert(model, x), x, np.asarray(data.y_train), xt, np.asarray(data.y_test)
+
+
+def test_float_module_is_the_reference(digits_graph):
+    g, x, _, xt, _ = digits_graph
+    logits, acts, _ = TtfsModule(g)(torch.as_tensor(xt, dtype=torch.float64))
+    ref = simulate(parse_ttfs(g), xt)
+    assert np.abs(logits.detach().numpy() - ref.logits).max() < 1e-9
+
+
+def test_count_fake_quant_rounds_like_the_integer_neuron():
+    K, r = 8, 10
+    theta = K * r + r // 2
+    z = np.arange(-15, 100)
+    _, counts, _ = _fire(type("L", (), {"steps": K, "slope": r, "threshold": theta, "t_in_end": 0})(), z[None, :],
+                         Arith(24, 6))
+    fq = fake_quant_counts(torch.as_tensor(z, dtype=torch.float64), float(r), K).numpy() / r
+    assert np.array_equal(fq, counts[0])
+
+
+def test_hil_forward_uses_the_target_outputs(digits_graph):
+    g, x, y, _, _ = digits_graph
+    prof = load_profile("loihi2")
+    module = TtfsModule(g)
+    xb = x[:16]
+
+    class Silent(FxsimTarget):  # a "chip" whose hidden layer never fires: the forward must show it
+        def run(self, graph, inputs, profile=None, **kw):
+            run = super().run(graph, inputs, profile, **kw)
+            for la in run.layers:
+                la.times = np.full_like(la.times, -1)
+            run.raw_logits = run.raw_logits * 0 + np.arange(run.raw_logits.shape[1])
+            return run
+
+    hw = _hw_forward(module, Silent(), prof, 8, x[:200], xb)
+    logits, acts, _ = module(torch.as_tensor(xb, dtype=torch.float64), mode="hil", steps=8, profile=prof, hw=hw)
+    assert np.array_equal(logits.detach().numpy(), hw["logits"])  # the target's readout, not the float one
+    assert float(acts[0].abs().sum()) == 0.0                        # the target's (silent) hidden layer
+    float_logits, _, _ = module(torch.as_tensor(xb, dtype=torch.float64))
+    assert not np.allclose(float_logits.detach().numpy(), logits.detach().numpy())
+    loss = torch.nn.functional.cross_entropy(logits, torch.as_tensor(y[:16]))
+    loss.backward()  # gradients still flow through the float model
+    assert any(p.grad is not None and float(p.grad.abs().sum()) > 0 for p in module.parameters())
+
+
+def test_qat_recovers_a_degraded_net(digits_graph):
+    g, x, y, xt, yt = digits_graph
+    prof = load_profile("loihi2").with_weight_bits(2)
+    before, _ = evaluate_on_target(g, prof, 8, x[:500], xt, yt)
+    res = finetune(g, x, y, profile=prof, steps=8, x_monitor=xt, y_monitor=yt, mode="qat", epochs=6, lr=3e-3,
+                   scale_policy="mse", progress=False)
+    after, _ = evaluate_on_target(res.graph, prof, 8, x[:500], xt, yt)
+    assert after > before + 0.1, (before, after)
+    assert res.log["accuracy"][-1] == pytest.approx(after, abs=1e-12) and len(res.log["accuracy"]) == 7
+
+
+def test_hil_fine_tuning_runs_and_keeps_accuracy(digits_graph):
+    g, x, y, xt, yt = digits_graph
+    prof = load_profile("loihi2").with_weight_bits(4)
+    res = finetune(g, x[:600], y[:600], profile=prof, steps=8, x_monitor=xt, y_monitor=yt, mode="hil", epochs=1,
+                   lr=1e-4, progress=False)
+    assert res.log["accuracy"][-1] >= res.log["accuracy"][0] - 0.05
+
+
+def test_spike_penalty_reduces_spikes(digits_graph):
+    g, x, y, xt, yt = digits_graph
+    prof = load_profile("loihi2")
+    res = finetune(g, x, y, profile=prof, steps=8, x_monitor=xt, y_monitor=yt, mode="qat", epochs=3, lr=1e-3,
+                   spike_penalty=2.0, progress=False)
+    assert res.log["spikes_per_hidden_neuron"][-1] < res.log["spikes_per_hidden_neuron"][0]
+
+
+def test_finetune_cli_writes_graph_and_log(digits_graph, tmp_path):
+    from snncompile.cli import main
+    from snncompile.nirio import write_nir
+
+    g = digits_graph[0]
+    write_nir(g, tmp_path / "model.nir")
+    out = tmp_path / "tuned.nir"
+    res = CliRunner().invoke(main, ["finetune", str(tmp_path / "model.nir"), "--dataset", "digits", "--bits", "4",
+                                    "--steps", "8", "--epochs", "1", "-o", str(out), "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert out.is_file() and (tmp_path / "tuned.log.json").is_file() and (tmp_path / "tuned.log.png").is_file()
+    res = CliRunner().invoke(main, ["compile", str(out), "--dataset", "digits", "--bits", "4", "--steps", "8",
+                                    "--target", "reference", "--target", "fxsim", "--out", str(tmp_path / "b"),
+                                    "--quiet"])
+    assert res.exit_code == 0, res.output
