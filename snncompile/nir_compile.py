@@ -10,7 +10,6 @@ exports and eRBP-trained networks.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 from pathlib import Path
 
@@ -25,18 +24,6 @@ from .report import Report
 from .targets.base import LayerRun, Run, decide
 
 DEFAULT_STEPS = 32
-
-
-def normalized_graph(graph: nir.NIRGraph) -> nir.NIRGraph:
-    """A copy whose array fields are numpy float64 (exporters leave torch tensors), writable by nir.write."""
-    g = copy.deepcopy(graph)
-    for node in g.nodes.values():
-        for key, val in list(vars(node).items()):
-            if key in ("metadata", "input_type", "output_type"):
-                continue
-            if hasattr(val, "detach"):
-                setattr(node, key, val.detach().cpu().numpy().astype(np.float64))
-    return g
 
 
 def encoding_of(net, opts) -> tuple[str, int]:
@@ -77,15 +64,15 @@ def _run_from_lif(name, net, res, spikes, fixed: bool) -> Run:
 
 def compile_spiking_graph(graph: nir.NIRGraph, data: Dataset, opts, out, src: str):
     from .encode import encode
-    from .frontends.nir import read_spiking_graph
+    from .frontends.nir import read_spiking_graph, repair_graph
     from .lif.fixed import read_qlif, simulate_fixed
     from .lif.quantize import quantize_lif
     from .lif.reference import simulate
     from .pipeline import Compiled, write_outputs
     from .validate import summarize
 
-    graph = normalized_graph(graph)
     dt = opts.dt or float(get_meta(graph).get("dt", 1.0) or 1.0)
+    graph = repair_graph(graph, dt)
     net = read_spiking_graph(graph, dt)
     kind, steps = encoding_of(net, opts)
     x_test = as_model_input(np.asarray(data.x_test), net.input_shape, data.name)

@@ -111,7 +111,15 @@ class Report:
                 for row in r["spike_time_error"]["layers"]:
                     out.append(f"| {row['name']} | {_fmt(row['mean'])} | {_fmt(row['max'])} | "
                                f"{_fmt(row['mean_steps'])} | {_fmt(row['fire_agreement'], True)} |")
-            if "quantization" in r:
+            if "quantization" in r and r["quantization"] and "population" in r["quantization"][0]:
+                out += ["", "quantization (Loihi LIF):", "", "| population | du | dv | vth_mant | v LSB | connections "
+                        "(weight_exp, max rounding error) |", "|---|---|---|---|---|---|"]
+                for row in r["quantization"]:
+                    conns = ", ".join(f"{c['name']}: {c['weight_exp']}, {_fmt(c['max_rounding_error'])}"
+                                      for c in row["connections"])
+                    out.append(f"| {row['population']} | {row['du']} | {row['dv']} | {row['vth_mant']} | "
+                               f"{_fmt(row['v_lsb'])} | {conns} |")
+            elif "quantization" in r and r["quantization"]:
                 out += ["", "quantization:", "", "| layer | weight_exp | weight scale | slope | threshold | "
                         "clipped | max rounding error |", "|---|---|---|---|---|---|---|"]
                 for row in r["quantization"]:

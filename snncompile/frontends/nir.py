@@ -170,6 +170,7 @@ def read_spiking_graph(graph: nir.NIRGraph, dt: float = 1.0) -> SpikingNet:
     if in_type is None or np.size(in_type) == 0:
         raise InvalidModel(f"Input node {input_name!r} has no shape")
     input_shape = _shape_of(in_type)
+    input_shape = _strip_batch(input_shape, [graph.nodes[n] for n in succ[input_name]])
 
     # walk from every source through linear/delay nodes to the next population (or the Output)
     def paths_from(src):
@@ -247,6 +248,21 @@ def read_spiking_graph(graph: nir.NIRGraph, dt: float = 1.0) -> SpikingNet:
                       readout, depth)
 
 
+def _strip_batch(shape: tuple, consumers: list) -> tuple:
+    """norse's to_nir records the sample's batch dimension in the Input shape ((1, 64), (1, C, H, W));
+    drop a leading 1 when the consumers show that it is one."""
+    if len(shape) < 2 or shape[0] != 1:
+        return shape
+    rest = shape[1:]
+    for node in consumers:
+        if isinstance(node, (nir.Affine, nir.Linear)) and np.asarray(node.weight).shape[-1] == int(np.prod(rest)) \
+                and len(rest) == 1:
+            return rest
+        if isinstance(node, nir.Conv2d) and len(rest) == 3 and np.asarray(node.weight).shape[1] == rest[0]:
+            return rest
+    return shape
+
+
 def _population(name, node, shape) -> Population:
     kind = NEURON_KINDS[type(node)]
     params = {}
@@ -284,3 +300,37 @@ def depths(populations, connections, input_name) -> dict:
             if c.dst == name and rank[c.src] < rank[name] and c.src in best:
                 best[name] = max(best.get(name, 0), best[c.src] + c.delay)
     return best
+
+
+def repair_graph(graph: nir.NIRGraph, dt: float = 1.0) -> nir.NIRGraph:
+    """A copy of a spiking graph that ``nir.write`` accepts: torch tensors become numpy arrays and
+    scalar neuron parameters are broadcast to the inferred population shape (the repair NIR issue
+    #176 asks of norse/snnTorch users); node types are set from the inferred shapes."""
+    g = copy.deepcopy(graph)
+    for node in g.nodes.values():
+        for key, val in list(vars(node).items()):
+            if key not in ("metadata", "input_type", "output_type") and hasattr(val, "detach"):
+                setattr(node, key, val.detach().cpu().numpy().astype(np.float64))
+    net = read_spiking_graph(g, dt)
+    g.nodes[net.input_name].input_type = {"input": np.array(net.input_shape)}
+    g.nodes[net.input_name].output_type = {"output": np.array(net.input_shape)}
+    out_name = next(n for n, node in g.nodes.items() if isinstance(node, nir.Output))
+    ro_shape = np.array(net.populations[net.readout].shape)
+    g.nodes[out_name].input_type = {"input": ro_shape}
+    g.nodes[out_name].output_type = {"output": ro_shape}
+    for name, pop in net.populations.items():
+        node = g.nodes[name]
+        for key, arr in pop.params.items():
+            setattr(node, key, arr.copy())
+        node.input_type = {"input": np.array(pop.shape)}
+        node.output_type = {"output": np.array(pop.shape)}
+    for c in net.connections:
+        for n, node in c.ops:
+            if isinstance(node, nir.Flatten):
+                g.nodes[n].start_dim, g.nodes[n].end_dim = node.start_dim, node.end_dim
+                g.nodes[n].input_type = {"input": np.array(c.src_shape)}
+    for node in g.nodes.values():
+        for key, val in list(vars(node).items()):
+            if isinstance(val, np.ndarray) and val.ndim == 0 and key not in ("metadata",):
+                setattr(node, key, val.reshape(1))
+    return g
