@@ -244,3 +244,64 @@ def test_unsupported_node_and_bad_shapes():
                ("lif", nir.LIF(tau=A([2.0, 2, 2]), r=A([2.0, 2, 2]), v_leak=np.zeros(3), v_threshold=np.ones(3))))
     with pytest.raises(InvalidModel, match="lif"):
         read_spiking_graph(g3)
+
+
+# ---- through the command line ---------------------------------------------------------------------
+
+def test_compile_norse_export_on_all_lif_targets(tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from snncompile.cli import main
+    from snncompile.frontends.nir import repair_graph
+
+    import norse.torch as nt
+
+    torch.manual_seed(0)
+    p = nt.LIFBoxParameters(tau_mem_inv=torch.tensor(0.1), v_th=torch.tensor(0.5))
+    model = nt.SequentialState(torch.nn.Linear(64, 32), nt.LIFBoxCell(p, dt=1.0), torch.nn.Linear(32, 10),
+                               nt.LIFBoxCell(p, dt=1.0))
+    with torch.no_grad():
+        model[0].weight.mul_(3)
+        model[2].weight.mul_(3)
+    raw = nt.to_nir(model, torch.zeros(1, 64), dt=1.0)
+    with pytest.raises(TypeError):  # NIR issue #176: norse writes scalar parameters nir.write rejects
+        nir.write(tmp_path / "raw.nir", raw)
+    nir.write(tmp_path / "m.nir", repair_graph(raw))
+    out = tmp_path / "b"
+    res = CliRunner().invoke(main, ["compile", str(tmp_path / "m.nir"), "--dataset", "digits", "--samples", "60",
+                                    "--target", "reference", "--target", "fxsim", "--target", "norse",
+                                    "--sim-steps", "20", "--out", str(out), "--quiet"])
+    assert res.exit_code == 0, res.output
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["targets"]["norse"]["first_spike_agreement_within_one_step"] >= 0.99
+    assert rep["targets"]["fxsim"]["agreement_with_reference"] >= 0.9
+    back = read_nir(out / "model.q.nir", type_check=False)
+    assert get_meta(back)["format"] == "snncompile-lif-q"
+
+
+@pytest.mark.parametrize("content", [b"not a nir file", b""])
+def test_cli_rejects_bad_nir_files(tmp_path, content):
+    from click.testing import CliRunner
+
+    from snncompile.cli import main
+
+    bad = tmp_path / "bad.nir"
+    bad.write_bytes(content)
+    res = CliRunner().invoke(main, ["compile", str(bad), "--dataset", "digits", "--out", str(tmp_path / "o")])
+    assert res.exit_code != 0 and "bad.nir" in res.output and "Traceback" not in res.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_cli_rejects_unsupported_node(tmp_path):
+    from click.testing import CliRunner
+
+    from snncompile.cli import main
+
+    g = chain(("conv1d", nir.Conv1d(input_shape=64, weight=np.ones((1, 1, 2)), stride=1, padding=0, dilation=1,
+                                    groups=1, bias=np.zeros(1))), shape=(1, 64))
+    nir.write(tmp_path / "c.nir", g)
+    res = CliRunner().invoke(main, ["compile", str(tmp_path / "c.nir"), "--dataset", "digits", "--out",
+                                    str(tmp_path / "o")])
+    assert res.exit_code != 0 and "Conv1d" in res.output and "conv1d" in res.output and "Traceback" not in res.output
