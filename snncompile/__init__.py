@@ -9,7 +9,7 @@ __version__ = "0.1.0"
 # The one key under which snncompile stores its own data in NIR node and graph metadata.
 METADATA_KEY = "snncompile"
 
-import warnings as _warnings
+import warnings as _warnings  # noqa: E402
 
 # Datasets are cached as read-only arrays; torch warns when it wraps them, although snncompile
 # never writes through those tensors.

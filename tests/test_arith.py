@@ -7,8 +7,17 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from snncompile.arith import (bias_round, bias_split, clip_truncate, decay, saturate, shift_exp, trunc_shift, wrap,
-                              weight_grid)
+from snncompile.arith import (
+    bias_round,
+    bias_split,
+    clip_truncate,
+    decay,
+    saturate,
+    shift_exp,
+    trunc_shift,
+    weight_grid,
+    wrap,
+)
 
 
 def test_truncation_rounds_toward_zero():

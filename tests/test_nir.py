@@ -251,12 +251,11 @@ def test_unsupported_node_and_bad_shapes():
 def test_compile_norse_export_on_all_lif_targets(tmp_path):
     import json
 
+    import norse.torch as nt
     from click.testing import CliRunner
 
     from snncompile.cli import main
     from snncompile.frontends.nir import repair_graph
-
-    import norse.torch as nt
 
     torch.manual_seed(0)
     p = nt.LIFBoxParameters(tau_mem_inv=torch.tensor(0.1), v_th=torch.tensor(0.5))

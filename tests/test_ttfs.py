@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn as nn
-from conftest import cnn, mlp
+from conftest import mlp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

@@ -40,7 +40,7 @@ def _load(graph: nir.NIRGraph, dt: float):
 
     logging.getLogger().setLevel(logging.ERROR)  # from_nir logs a warning per diverging parameter
     module = nt.from_nir(g, dt=dt, ignore_warnings=True)
-    for name, mod in list(module.named_modules()):
+    for _name, mod in list(module.named_modules()):
         if isinstance(mod, torch.nn.Flatten) and mod.start_dim == 0:
             mod.start_dim = 1
     return module.double()

@@ -157,6 +157,7 @@ class TtfsModule(nn.Module):
         t_min = 1.0
         meta = get_meta(g)
         layer_meta = []
+        prev: dict = {}  # the hidden layer a max-pool belongs to
         for spec, layer in zip(self.layers, parse_ttfs(g).layers):
             node = g.nodes[layer.name]
             m = dict(get_meta(node))
@@ -182,7 +183,6 @@ class TtfsModule(nn.Module):
                 node.v_threshold = np.full(np.shape(node.v_threshold), B)
                 layer_meta.append({"name": layer.name, "role": "hidden", "t_min": t_min, "t_max": t_min + B, "B": B,
                                    "X": m.get("X")})
-                prev = m
                 t_min = t_min + B
             else:
                 layer_meta.append({"name": layer.name, "role": "readout", "t_min": t_min})

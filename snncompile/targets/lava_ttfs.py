@@ -1,0 +1,269 @@
+"""The TTFS neuron as a Lava Process and its bit-accurate (``fixed_pt``) ProcessModel.
+
+This is the integer neuron program of ``snncompile/ttfs/fixed.py`` (docs/ttfs_neuron.md),
+written for Lava's Loihi protocol: Loihi 2 runs custom neuron programs as microcode, Lava
+simulates them as a PyLoihiProcessModel.  One population has integer parameters (weight
+exponent e lives in the Dense/Sparse process in front of it): slope r, threshold theta,
+per-neuron bias beta, the step numbers t_in_end, fire_start, fire_end, and the arithmetic
+(``state_bits`` wide u and v, ``act_shift``).  With t the step number inside the current
+sample (1..P), once per step, in this order::
+
+    0. t == 1:                     u = 0; v = beta; fired = False          per-sample reset
+    1. t <= t_in_end:              u = wrap(u + (a << act_shift)); v = sat(v + u)   integrate
+       elif fire_start <= t <= fire_end:   v = sat(v + r)                           ramp
+    2. fire_start <= t <= fire_end: s = (v > theta) & ~fired; fired |= s; v[s] = 0  fire once
+
+``a`` is what arrives on ``a_in`` this step: the Dense/Sparse output of the previous step's
+spikes (one step of delay per connection).  wrap is Lava's single-pass wrap of u
+(u > m: u - 2m; then, if that is <= -m: the ORIGINAL u + 2m; m = 2**(state_bits-1)); sat
+clips v to +-(m - 1).  fxsim updates u only at the steps where inputs may arrive, A .. t_in_end
+(A = arrival), spikes or not; before A, u = 0 and nothing arrives (a = 0), so wrap(u + a) = 0
+here too and the two agree even where a single-pass wrap leaves u outside (-m, m] (an input
+step adding more than 2m).  The readout is the same neuron with an empty fire window
+(fire_start > fire_end).
+
+Recording (optional): with ``record`` = a path prefix and ``record_steps`` = the number of
+steps of the run, the model writes its v (int32) and spikes (int8) after every step into the
+numpy files ``<record>.v.npy`` and ``<record>.s.npy`` (shape (record_steps, neurons), created
+by the caller).  That is one in-process write per step; Lava's Monitor would add one OS
+process per probed Var and returns its data one element per message.
+
+This module is self-contained (numpy and lava only; inside snncompile it first calls
+``lava_compat.require_lava``): the standalone export embeds its source.
+"""
+
+import numpy as np
+
+try:  # inside snncompile: make Lava importable on Python 3.11 first (the standalone script does it itself)
+    from .lava_compat import require_lava as _require_lava
+except ImportError:
+    pass
+else:
+    _require_lava()
+
+from lava.magma.core.decorator import implements, requires, tag  # noqa: E402
+from lava.magma.core.model.py.model import PyLoihiProcessModel  # noqa: E402
+from lava.magma.core.model.py.ports import PyInPort, PyOutPort  # noqa: E402
+from lava.magma.core.model.py.type import LavaPyType  # noqa: E402
+from lava.magma.core.process.ports.ports import InPort, OutPort  # noqa: E402
+from lava.magma.core.process.process import AbstractProcess  # noqa: E402
+from lava.magma.core.process.variable import Var  # noqa: E402
+from lava.magma.core.resources import CPU  # noqa: E402
+from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol  # noqa: E402
+
+
+class TtfsNeuron(AbstractProcess):
+    """A population of fire-once TTFS neurons (integer program in the module docstring).
+
+    Parameters
+    ----------
+    shape: (neurons,)
+    bias: per-neuron integer potential at reset (beta)
+    slope, threshold: integer ramp r and threshold theta
+    t_in_end, fire_start, fire_end: step numbers within a sample (1-based)
+    period: steps per sample P; the state resets at the first step of every period
+    state_bits, act_shift: arithmetic of u and v (Loihi: 24, 6)
+    record, record_steps: optional trace files (module docstring)
+    """
+
+    def __init__(self, *, shape, bias, slope: int, threshold: int, t_in_end: int, fire_start: int,
+                 fire_end: int, period: int, state_bits: int = 24, act_shift: int = 6,
+                 record=None, record_steps: int = 0, name=None) -> None:
+        shape = tuple(int(s) for s in np.atleast_1d(shape))
+        bias = np.broadcast_to(np.asarray(bias, dtype=np.int64), shape).copy()
+        super().__init__(shape=shape, bias=bias, slope=slope, threshold=threshold, t_in_end=t_in_end,
+                         fire_start=fire_start, fire_end=fire_end, period=period, state_bits=state_bits,
+                         act_shift=act_shift, record=record, record_steps=record_steps, name=name)
+        self.a_in = InPort(shape=shape)
+        self.s_out = OutPort(shape=shape)
+        self.u = Var(shape=shape, init=np.zeros(shape, np.int64))
+        self.v = Var(shape=shape, init=bias.copy())
+        self.fired = Var(shape=shape, init=np.zeros(shape, bool))
+        self.t = Var(shape=(1,), init=0)  # step number within the current sample (0: not started)
+        self.bias = Var(shape=shape, init=bias)
+        self.slope = Var(shape=(1,), init=int(slope))
+        self.threshold = Var(shape=(1,), init=int(threshold))
+        self.t_in_end = Var(shape=(1,), init=int(t_in_end))
+        self.fire_start = Var(shape=(1,), init=int(fire_start))
+        self.fire_end = Var(shape=(1,), init=int(fire_end))
+        self.period = Var(shape=(1,), init=int(period))
+        self.state_bits = Var(shape=(1,), init=int(state_bits))
+        self.act_shift = Var(shape=(1,), init=int(act_shift))
+
+
+@implements(proc=TtfsNeuron, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fixed_pt")
+class PyTtfsModelFixed(PyLoihiProcessModel):
+    """Bit-accurate model: int64 arithmetic, the wrap / saturation rules of Lava's LIF (inline)."""
+
+    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, bool, precision=1)
+    u: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=24)
+    v: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=24)
+    fired: np.ndarray = LavaPyType(np.ndarray, bool)
+    t: int = LavaPyType(int, np.int32)
+    bias: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=24)
+    slope: int = LavaPyType(int, np.int32, precision=24)
+    threshold: int = LavaPyType(int, np.int32, precision=24)
+    t_in_end: int = LavaPyType(int, np.int32)
+    fire_start: int = LavaPyType(int, np.int32)
+    fire_end: int = LavaPyType(int, np.int32)
+    period: int = LavaPyType(int, np.int32)
+    state_bits: int = LavaPyType(int, np.int32)
+    act_shift: int = LavaPyType(int, np.int32)
+
+    def __init__(self, proc_params):
+        super().__init__(proc_params)
+        self._record = proc_params.get("record")
+        self._record_steps = int(proc_params.get("record_steps") or 0)
+        self._v_file = self._s_file = None
+
+    def run_spk(self) -> None:
+        a = np.asarray(self.a_in.recv()).astype(np.int64)
+        t = int(self.t) % int(self.period) + 1
+        self.t = t
+        if t == 1:  # a new sample: every message of the previous one has been consumed (lava.py)
+            self.u = np.zeros(self.u.shape, np.int64)
+            self.v = np.asarray(self.bias, dtype=np.int64).copy()
+            self.fired = np.zeros(self.fired.shape, bool)
+        m = np.int64(1) << (int(self.state_bits) - 1)
+        u = np.asarray(self.u, dtype=np.int64)
+        v = np.asarray(self.v, dtype=np.int64)
+        if t <= self.t_in_end:
+            u = u + (a << int(self.act_shift))
+            first = np.where(u > m, u - 2 * m, u)             # Lava's single-pass wrap
+            u = np.where(first <= -m, u + 2 * m, first)
+            v = np.clip(v + u, -(m - 1), m - 1)                # saturate
+        elif self.fire_start <= t <= self.fire_end:
+            v = np.clip(v + int(self.slope), -(m - 1), m - 1)
+        s = np.zeros(v.shape, bool)
+        if self.fire_start <= t <= self.fire_end:
+            s = (v > int(self.threshold)) & ~self.fired
+            self.fired = self.fired | s
+            v = np.where(s, 0, v)
+        self.u, self.v = u, v
+        self.s_out.send(s)
+        if self._record:
+            self._write(v, s)
+
+    def _write(self, v: np.ndarray, s: np.ndarray) -> None:
+        row = self.time_step - 1
+        if row >= self._record_steps:
+            return
+        if self._v_file is None:
+            self._v_file = np.load(self._record + ".v.npy", mmap_mode="r+")
+            self._s_file = np.load(self._record + ".s.npy", mmap_mode="r+")
+        self._v_file[row] = v
+        self._s_file[row] = s
+        if row == self._record_steps - 1:  # the last step of the run: hand the files over
+            self._v_file.flush()
+            self._s_file.flush()
+            self._v_file = self._s_file = None
+
+
+# ---------------------------------------------------------------------------------------------
+# Building and running a feed-forward TTFS network from stock Lava processes.
+
+
+def input_raster(counts: np.ndarray, steps: int, period: int) -> np.ndarray:
+    """RingBuffer data (inputs, N * period) int32 for spike counts (N, inputs) in 0..K.
+
+    A count c > 0 spikes once, at step K - c + 1 of its sample; Lava's RingBuffer sends column
+    (t - 1) mod buffer at global step t, and sample k occupies global steps k*P + 1 .. k*P + P,
+    so the spike goes to column k*P + K - c.
+    """
+    counts = np.asarray(counts, dtype=np.int64).reshape(len(counts), -1)
+    n, n_in = counts.shape
+    data = np.zeros((n_in, n * period), np.int32)
+    k, j = np.nonzero(counts > 0)
+    data[j, k * period + steps - counts[k, j]] = 1
+    return data
+
+
+def run_populations(pops: list, counts: np.ndarray, steps: int, period: int, state_bits: int,
+                    act_shift: int, weight_bits: int, workdir: str, recorder: str = "file") -> dict:
+    """Build the network (RingBuffer -> [Dense|Sparse]+ -> TtfsNeuron -> ...) and run N * period steps.
+
+    ``pops``: one dict per population, in order, with ``name``, ``neurons``, ``bias``, ``slope``,
+    ``threshold``, ``t_in_end``, ``fire_start``, ``fire_end`` and ``parts``: a list of
+    (kind "dense" | "sparse", integer weights (out x in, ndarray or scipy CSR), weight_exp); the
+    parts of one population all read the previous population's spikes and their outputs add up
+    on the neuron's a_in.  ``recorder``: "file" (the neuron model writes its own v and spikes)
+    or "monitor" (Lava Monitors on v and s_out).  Returns ``{"v": [(N, P, n) int64 per
+    population], "s": [(N, P, n) bool], "seconds": {"build": .., "run": .., "read": ..}}``.
+    """
+    import os
+    import time
+
+    from lava.magma.core.run_conditions import RunSteps
+    from lava.magma.core.run_configs import Loihi2SimCfg
+    from lava.proc.dense.process import Dense
+    from lava.proc.io.source import RingBuffer
+    from lava.proc.sparse.process import Sparse
+    from lava.utils.weightutils import SignMode
+
+    if recorder not in ("file", "monitor"):
+        raise ValueError(f"recorder must be 'file' or 'monitor', got {recorder!r}")
+    n = len(counts)
+    total = n * period
+    t0 = time.perf_counter()
+    src = RingBuffer(data=input_raster(counts, steps, period))
+    prev = src.s_out
+    neurons, files, monitors = [], [], []
+    for i, pop in enumerate(pops):
+        rec = None
+        if recorder == "file":
+            rec = os.path.join(workdir, f"pop{i}")
+            for suffix, dtype in ((".v.npy", np.int32), (".s.npy", np.int8)):
+                mm = np.lib.format.open_memmap(rec + suffix, mode="w+", dtype=dtype, shape=(total, pop["neurons"]))
+                del mm
+            files.append(rec)
+        neuron = TtfsNeuron(shape=(pop["neurons"],), bias=pop["bias"], slope=pop["slope"],
+                            threshold=pop["threshold"], t_in_end=pop["t_in_end"], fire_start=pop["fire_start"],
+                            fire_end=pop["fire_end"], period=period, state_bits=state_bits, act_shift=act_shift,
+                            record=rec, record_steps=total, name=str(pop["name"]))
+        for kind, w, exp in pop["parts"]:
+            conn_cls = Dense if kind == "dense" else Sparse
+            conn = conn_cls(weights=w, weight_exp=int(exp), num_weight_bits=int(weight_bits),
+                            sign_mode=SignMode.MIXED, name=f"{pop['name']}_{kind}")
+            prev.connect(conn.s_in)
+            conn.a_out.connect(neuron.a_in)
+        if recorder == "monitor":
+            from lava.proc.monitor.process import Monitor
+
+            mv, ms = Monitor(), Monitor()
+            mv.probe(neuron.v, total)
+            ms.probe(neuron.s_out, total)
+            monitors.append((mv, ms))
+        neurons.append(neuron)
+        prev = neuron.s_out
+    # keyed by instance: Lava then skips its ProcessModel discovery for these processes (which
+    # would execute every module in this file's directory); by class it would still search
+    cfg = Loihi2SimCfg(select_tag="fixed_pt",
+                       exception_proc_model_map={neuron: PyTtfsModelFixed for neuron in neurons})
+    last = neurons[-1]
+    times = {}
+    try:
+        last.create_runtime(run_cfg=cfg)
+        t1 = time.perf_counter()
+        times["build"] = t1 - t0
+        last.run(condition=RunSteps(num_steps=total, blocking=True))
+        t2 = time.perf_counter()
+        times["run"] = t2 - t1
+        vs, ss = [], []
+        if recorder == "monitor":
+            for neuron, (mv, ms) in zip(neurons, monitors):
+                vs.append(np.asarray(mv.get_data()[neuron.name]["v"]).astype(np.int64))
+                ss.append(np.asarray(ms.get_data()[neuron.name]["s_out"]) != 0)
+    finally:
+        try:
+            last.stop()
+        except Exception:  # noqa: BLE001 - never mask the run's own error
+            pass
+    if recorder == "file":
+        vs = [np.load(rec + ".v.npy").astype(np.int64) for rec in files]
+        ss = [np.load(rec + ".s.npy") != 0 for rec in files]
+    times["read"] = time.perf_counter() - t2
+    shape = (n, period, -1)
+    return {"v": [v.reshape(shape) for v in vs], "s": [s.reshape(shape) for s in ss], "seconds": times}
