@@ -131,7 +131,7 @@ def quantize_lif(net: SpikingNet, profile: HwProfile, calib_spikes: np.ndarray, 
         pops_meta.append(name)
         rows = {"population": name, "kind": pop.kind, "neurons": flat, "du": du, "dv": dv, "vth_mant": vth_mant,
                 "v_lsb": lam, "u_peak": u_peak, "v_peak": v_peak, "connections": []}
-        for k, entry in enumerate(mats):
+        for _k, entry in enumerate(mats):
             if entry[0] == "bias":
                 _, c, M = entry
                 src, delay, cname = "bias", 1, f"{name}_bias"
