@@ -112,3 +112,10 @@ def test_loihi1_core_budget(rng):
         map_layers(layers, small)
     assert map_layers(layers, loihi)["cores_used"] == 4
     assert np.all([row["synapses"] > 0 for row in map_layers(layers, loihi)["layers"]])
+
+
+def test_ttfs_network_needs_a_programmable_neuron(rng):
+    x = rng.random((20, 12))
+    with pytest.raises(ProfileViolation) as err:
+        map_layers(_q(mlp(), x).layers, load_profile("loihi"))
+    assert err.value.resource == "neuron model" and "lif" in str(err.value)
