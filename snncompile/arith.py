@@ -43,6 +43,12 @@ def wrap(u, bits: int, count=None):
     return out
 
 
+def wrap32(x):
+    """Two's-complement int32 wrap: Lava's LIF shifts and adds activations in int32 arrays."""
+    x = np.asarray(x, dtype=np.int64)
+    return ((x + (1 << 31)) & ((1 << 32) - 1)) - (1 << 31)
+
+
 def saturate(v, bits: int, count=None):
     """Clip v to [-(2**(bits-1) - 1), 2**(bits-1) - 1] (Lava saturates the voltage)."""
     v = np.asarray(v, dtype=np.int64)

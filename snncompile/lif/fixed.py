@@ -6,7 +6,12 @@ Per step t and population p (all populations read the previous steps' spikes):
     a   = sum_c Dense_c(x_src(t - d_c))          Dense: (W s) << e, or >> -e (floor)
     u   = wrap(trunc0(u * (4096 - (du + 1)) >> 12) + (a << 6))        24-bit, single pass
     v   = sat(trunc0(v * (4096 - dv) >> 12) + u + bias)               saturates
-    s   = v > vth_mant << 6  (spiking populations);  v[s] = 0
+    s   = v > vth_mant << 6;  v[s] = 0
+
+As in Lava, the activation arrives through an int32 port and ``a << 6`` and its sum with the
+decayed u are int32 operations (they wrap past 2**31 before the 24-bit wrap), and a
+"non-spiking" population is an LIF whose threshold is the largest mantissa: it fires (and
+resets) only if v saturates above (2**17 - 1) << 6, which the quantizer's headroom prevents.
 
 Input spikes emitted at step t (raster column t - 1) and the always-on bias source reach their
 targets at t + 1.
@@ -19,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..arith import clip_truncate, decay, saturate, shift_exp, wrap
+from ..arith import clip_truncate, decay, saturate, shift_exp, wrap, wrap32
 from ..errors import InvalidModel
 from ..nirio import get_meta
 from .quantize import FORMAT_Q
@@ -63,7 +68,7 @@ def read_qlif(graph) -> QNet:
     pops, conns = {}, []
     for name in meta["populations"]:
         node, m = graph.nodes[name], get_meta(graph.nodes[name])
-        theta = (int(m["vth_mant"]) << int(meta["vth_shift"]))
+        theta = int(m["vth_mant"]) << int(meta["vth_shift"])  # non-spiking: the largest mantissa
         pops[name] = QPop(name, bool(m["spiking"]), int(np.size(node.v_leak)), int(m["du"]), int(m["dv"]), theta,
                           np.asarray(node.v_leak, dtype=np.float64).astype(np.int64), float(m["v_lsb"]))
     for name in meta["connections"]:
@@ -136,13 +141,11 @@ def _run(qnet: QNet, raster: np.ndarray, T: int, record: bool) -> QResult:
                     continue
                 acc = (torch.as_tensor(x, dtype=c.weight.dtype) @ c.weight).numpy().astype(np.int64)
                 a += shift_exp(acc, c.exp)
-            uu = wrap(decay(u[name], p.du, dbits, offset=1) + (a << shift), bits, wraps[name])
+            shifted = wrap32(wrap32(a) << shift)  # int32 port, int32 shift
+            uu = wrap(wrap32(decay(u[name], p.du, dbits, offset=1) + shifted), bits, wraps[name])
             vv = saturate(decay(v[name], p.dv, dbits, offset=0) + uu + p.bias[None, :], bits, sats[name])
-            if p.spiking:
-                s = vv > p.theta
-                vv = np.where(s, 0, vv)
-            else:
-                s = np.zeros_like(vv, dtype=bool)
+            s = vv > p.theta
+            vv = np.where(s, 0, vv)
             u[name], v[name] = uu, vv
             new[name] = s
             counts[name] += s

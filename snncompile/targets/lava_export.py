@@ -1,6 +1,7 @@
-"""``--emit lava``: a standalone Lava program for a quantized TTFS graph.
+"""``--emit lava``: a standalone Lava program for a quantized TTFS or LIF graph.
 
-:func:`export_lava` writes a folder with
+:func:`export_lava` writes a folder for either kind of graph (format "snncompile-ttfs" or
+"snncompile-lif-q"); for a TTFS graph it holds
 
 * ``params.npz``: the network in integers: per population its Lava connection weights (the
   integer matrix, dense or CSR arrays, as :func:`snncompile.targets.lava.lava_parts` writes it
@@ -13,6 +14,21 @@
   the network, runs the samples of ``inputs.npz`` (or ``--counts FILE``), prints the decisions
   and writes ``outputs.npz``.
 * ``inputs.npz`` (only when ``counts`` is given): encoded input samples, array ``counts``.
+* ``README.md``.
+
+For a quantized LIF graph (format "snncompile-lif-q") the folder holds
+
+* ``params.npz``: the stock-Lava network of :func:`snncompile.targets.lava.lif_plan`: per
+  population du, dv, vth, bias_mant, bias_exp; per connection its source, target, delay,
+  weight_exp and integer weights (as in the graph: Lava clips and truncates them itself); the
+  input shape, depth, weight bits and sign mode (JSON under ``meta_json``).
+* ``run_lava.py``: needs only lava-nc, numpy and scipy.  It embeds ``lava_compat.py`` and the
+  self-contained LIF section of ``snncompile/targets/lava.py`` (the functions listed in
+  ``lava.LIF_STANDALONE``: schedule, stock LIFReset / LIF / Dense / DelayDense / Sparse /
+  RingBuffer network, file recording, the silent-boundary check and the reruns), runs the
+  spike raster of ``inputs.npz`` (array ``spikes``, or ``--spikes FILE``), prints the
+  decisions and writes ``outputs.npz`` (every population's spikes and integer v at every step).
+* ``inputs.npz`` (only when ``spikes`` is given): array ``spikes`` (N, T_in, *input_shape) uint8.
 * ``README.md``.
 
 The folder is written to a temporary sibling first and then renamed into place.
@@ -204,12 +220,266 @@ def script_source() -> str:
             + "# embedded: snncompile/targets/lava_ttfs.py\n\n" + ttfs + _SCRIPT_MAIN)
 
 
-def export_lava(qgraph, folder, counts=None) -> Path:
+# ---------------------------------------------------------------------------------------------
+# Quantized LIF graphs: stock Lava processes only
+
+_LIF_SCRIPT_HEAD = '''#!/usr/bin/env python3
+"""Standalone Lava run of a quantized LIF network exported by snncompile (stock Lava processes).
+
+Needs lava-nc 0.10.0, numpy and scipy only:
+    pip install --no-deps --ignore-requires-python lava-nc==0.10.0 'asteval>=0.9.31,<0.10' 'networkx<=2.8.7'
+Usage:
+    python run_lava.py                  # runs inputs.npz next to this file (else one all-zero sample)
+    python run_lava.py --spikes X.npz   # array 'spikes' (N, T_in, *input_shape) of 0/1 (or a .npy)
+Writes outputs.npz: decisions, scores (readout spike counts, or the mean of v times v_lsb for a
+non-spiking readout), and per population spikes_<name> (N, T, n) and v_<name> (N, T, n): its
+spikes and integer potential at every step 1..T of every sample.
+"""
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+'''
+
+_LIF_SCRIPT_MAIN = '''
+
+# ---------------------------------------------------------------------------------------------
+# main: load params.npz, rebuild the network, run, write outputs.npz
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def load_params(path):
+    z = np.load(path, allow_pickle=False)
+    meta = json.loads(str(z["meta_json"]))
+    pops = [dict(p, bias_mant=z[f"p{i}_bias_mant"], bias_exp=z[f"p{i}_bias_exp"])
+            for i, p in enumerate(meta["pops"])]
+    conns = [dict(c, weights=z[f"c{j}_weights"]) for j, c in enumerate(meta["conns"])]
+    return {"meta": meta["plan"], "pops": pops, "conns": conns}
+
+
+def load_spikes(path, meta):
+    spikes = np.load(path) if path.endswith(".npy") else np.load(path)["spikes"]
+    spikes = np.asarray(spikes)
+    n_in = int(np.prod(meta["input_shape"]))
+    if spikes.ndim == 2 and spikes.shape[1] == n_in:  # one sample (T_in, inputs)
+        spikes = spikes[None]
+    if spikes.ndim < 3 or int(np.prod(spikes.shape[2:])) != n_in or not np.isin(spikes, (0, 1)).all():
+        sys.exit(f"spikes must be 0/1 with shape (N, T_in, {', '.join(map(str, meta['input_shape']))}), "
+                 f"got {spikes.shape}")
+    return spikes.reshape(len(spikes), spikes.shape[1], n_in).astype(np.int32)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--spikes", help="input rasters (.npz with array 'spikes', or .npy); default inputs.npz")
+    ap.add_argument("--params", default=os.path.join(HERE, "params.npz"))
+    ap.add_argument("--out", default=os.path.join(HERE, "outputs.npz"))
+    ap.add_argument("--batch", type=int, default=0, help="samples per Lava build (default: about 20000 steps)")
+    ap.add_argument("--gap", type=int, default=0, help="extra silent steps between samples")
+    ap.add_argument("--t-total", type=int, default=None, help="steps per sample (default T_in + depth)")
+    ap.add_argument("--reset", choices=("periodic", "rebuild"), default="periodic",
+                    help="periodic: LIFReset, samples back to back (default); rebuild: plain LIF, one build per sample")
+    args = ap.parse_args(argv)
+    plan = load_params(args.params)
+    meta = plan["meta"]
+    path = args.spikes or os.path.join(HERE, "inputs.npz")
+    if args.spikes or os.path.exists(path):
+        spikes = load_spikes(path, meta)
+    else:
+        print("no inputs.npz and no --spikes: running one all-zero input sample")
+        spikes = np.zeros((1, int(meta.get("t_in") or 1), int(meta["n_in"])), np.int32)
+    n = len(spikes)
+    sched = lif_schedule(plan, spikes.shape[1], args.t_total, args.gap)
+    T = sched["t_total"]
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="run-lava-") as work:
+        out = run_lif_network(plan, sched, spikes, work, batch=args.batch, reset=args.reset)
+    seconds = time.perf_counter() - t0
+    ro = next(p for p in plan["pops"] if p["readout"])
+    if ro["spiking"]:
+        raw = out["s"][ro["name"]].sum(axis=1).astype(np.int64)
+        scores = raw.astype(np.float64)
+    else:
+        raw = out["v"][ro["name"]].astype(np.int64).sum(axis=1)
+        scores = raw * ro["v_lsb"] / T
+    decisions = scores.argmax(axis=1)
+    for k, d in enumerate(decisions):
+        print(f"sample {k}: decision {int(d)}")
+    print(f"{n} samples, {n * sched['period']} Lava steps ({sched['period']} per sample), {out['builds']} builds, "
+          f"{seconds:.2f} s ({seconds / n:.3f} s per sample)")
+    arrays = {}
+    for p in plan["pops"]:
+        arrays["spikes_" + p["name"]] = out["s"][p["name"]].astype(np.int8)
+        arrays["v_" + p["name"]] = out["v"][p["name"]]
+    np.savez(args.out, decisions=decisions, scores=scores, raw=raw, t_total=T, rerun=np.asarray(out["rerun"], int),
+             **arrays)
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+'''
+
+_LIF_README = """# Lava program for `{model}`
+
+A quantized LIF network (leaky integrate-and-fire neurons with Loihi's fixed-point rules) exported
+by snncompile, runnable on Intel's Lava simulator (lava-nc 0.10.0,
+`Loihi2SimCfg(select_tag="fixed_pt")`) without snncompile.  It uses stock Lava processes only:
+`LIFReset` neurons (`PyLifResetModelBitAcc`: the integer step of `LIF`'s `PyLifModelBitAcc` plus a
+reset of u and v at the start of every sample), `Dense` / `Sparse` / `DelayDense` connections and
+`RingBuffer` inputs; it reproduces snncompile's fxsim (`snncompile/lif/fixed.py`) bit for bit.
+
+| file | what |
+|---|---|
+| `params.npz` | the network in integers: per population du, dv, vth, bias_mant, bias_exp; per connection its source, target, delay, weight_exp and integer weights (`meta_json` + arrays) |
+| `run_lava.py` | the program: embeds the Python 3.11 import fix for Lava and the network builder, runs the samples back to back |
+| `inputs.npz` | (if present) input spike rasters: array `spikes` (N, T_in, {shape}) of 0/1 |
+| `outputs.npz` | written by `run_lava.py`: `decisions`, `scores`, and per population `spikes_<name>` and `v_<name>` (N, T, neurons) at every step |
+
+## Run
+
+```
+pip install numpy scipy
+pip install --no-deps --ignore-requires-python lava-nc==0.10.0 'asteval>=0.9.31,<0.10' 'networkx<=2.8.7'
+python run_lava.py                  # inputs.npz, else one all-zero sample
+python run_lava.py --spikes my.npz  # your own rasters
+```
+
+Raster column t - 1 is sent at step t; a sample runs T = T_in + {depth} steps (one step of delay
+per connection, plus the graph's delays), then a short silent gap; every neuron resets at the
+first step of a sample.  A sample whose gap was not silent (something still in flight) is run
+again in a network of its own, so every sample starts from a fresh state.  The decision is the
+argmax of the readout's {readout_rule}.  About 1-2 ms per Lava step: Lava is for
+checking, not for bulk evaluation.
+
+Populations (nonzero biases: the neurons' own bias; Affine biases arrive through the always-on bias input):
+
+{pops}
+
+Connections:
+
+{conns}
+"""
+
+
+def lif_script_source() -> str:
+    """The text of the LIF run_lava.py: head, the compat module, the self-contained LIF section of
+    lava.py (:data:`~snncompile.targets.lava.LIF_STANDALONE`), main."""
+    import inspect
+
+    from . import lava
+
+    here = Path(__file__).resolve().parent
+    compat = _strip_future((here / "lava_compat.py").read_text())
+    funcs = "\n\n".join(inspect.getsource(f) for f in lava.LIF_STANDALONE)
+    return (_LIF_SCRIPT_HEAD
+            + "# ---------------------------------------------------------------------------------------------\n"
+            + "# embedded: snncompile/targets/lava_compat.py\n\n" + compat
+            + "\n\ntry:\n    require_lava()\nexcept TargetUnavailable as exc:\n    sys.exit(str(exc))\n\n"
+            + "# ---------------------------------------------------------------------------------------------\n"
+            + "# embedded: the stock-Lava LIF network of snncompile/targets/lava.py\n\n\n" + funcs + _LIF_SCRIPT_MAIN)
+
+
+def _lif_files(qgraph, spikes) -> dict:
+    from .lava import lif_plan
+
+    plan = lif_plan(qgraph)
+    meta = dict(plan["meta"])
+    arrays, pops, conns = {}, [], []
+    for i, p in enumerate(plan["pops"]):
+        arrays[f"p{i}_bias_mant"] = np.asarray(p["bias_mant"], np.int64)
+        arrays[f"p{i}_bias_exp"] = np.asarray(p["bias_exp"], np.int64)
+        pops.append({k: v for k, v in p.items() if k not in ("bias_mant", "bias_exp")})
+    for j, c in enumerate(plan["conns"]):
+        arrays[f"c{j}_weights"] = np.asarray(c["weights"], np.int32)
+        conns.append({k: v for k, v in c.items() if k != "weights"})
+    if spikes is not None:
+        spikes = np.asarray(spikes)
+        if spikes.ndim < 2 or int(np.prod(spikes.shape[2:])) != meta["n_in"] or not np.isin(spikes, (0, 1)).all():
+            raise InvalidModel(f"export_lava: spikes must be 0/1 with shape (N, T_in, "
+                               f"{', '.join(map(str, meta['input_shape']))}), got {spikes.shape}")
+        spikes = spikes.astype(np.uint8).reshape((len(spikes), spikes.shape[1], *meta["input_shape"]))
+        meta["t_in"] = int(spikes.shape[1])
+    doc = {"format": "snncompile-lava-lif-export", "version": 1, "plan": meta, "pops": pops, "conns": conns}
+    files = {"params.npz": {"meta_json": np.array(json.dumps(doc)), **arrays}, "run_lava.py": lif_script_source()}
+    if spikes is not None:
+        files["inputs.npz"] = {"spikes": spikes}
+    ro = next(p for p in plan["pops"] if p["readout"])
+    rule = "spike count over the T steps" if ro["spiking"] else "mean potential over the T steps (it never spikes)"
+    prows = ["| population | neurons | spiking | du | dv | vth (mantissa) | nonzero biases |",
+             "|---|---|---|---|---|---|---|"]
+    for i, p in enumerate(plan["pops"]):
+        prows.append(f"| {p['name']}{' (readout)' if p['readout'] else ''} | {p['neurons']} | {p['spiking']} | "
+                     f"{p['du']} | {p['dv']} | {p['vth']} | {int(np.count_nonzero(arrays[f'p{i}_bias_mant']))} |")
+    crows = ["| connection | from | to | Lava process | delay | weight_exp |", "|---|---|---|---|---|---|"]
+    for c in plan["conns"]:
+        proc = "DelayDense" if c["delay"] > 1 else c["kind"].capitalize()
+        crows.append(f"| {c['name']} | {c['src']} | {c['dst']} | {proc} | {c['delay']} | {c['weight_exp']} |")
+    files["README.md"] = _LIF_README.format(model=_model_name(qgraph), shape=", ".join(map(str, meta["input_shape"])),
+                                            depth=meta["depth"], readout_rule=rule, pops="\n".join(prows),
+                                            conns="\n".join(crows))
+    return files
+
+
+def export_lava(qgraph, folder, counts=None, spikes=None) -> Path:
     """Write the standalone Lava program for ``qgraph`` to ``folder`` (see module docstring).
 
-    ``counts``: optional encoded inputs (N, *input_shape) integers in 0..K, written as inputs.npz.
+    TTFS graphs: ``counts``: optional encoded inputs (N, *input_shape) integers in 0..K, written
+    as inputs.npz.  LIF graphs: ``spikes``: optional input spike rasters (N, T_in, *input_shape)
+    in {0, 1}, written as inputs.npz.
     """
     from ..nirio import get_meta
+    from .lava import LIF_FORMAT
+
+    if get_meta(qgraph).get("format") == LIF_FORMAT:
+        if counts is not None:
+            raise InvalidModel("export_lava: a LIF graph takes spikes= (input spike rasters), not counts=")
+        files = _lif_files(qgraph, spikes)
+    else:
+        if spikes is not None:
+            raise InvalidModel("export_lava: a TTFS graph takes counts= (encoded inputs), not spikes=")
+        files = _ttfs_files(qgraph, counts)
+    return _write_folder(Path(folder), files)
+
+
+def _write_folder(folder: Path, files: dict) -> Path:
+    """Write ``files`` (name -> str | {"npz": arrays}) to a temporary sibling, then rename it into place."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        for name, content in files.items():
+            if isinstance(content, dict):
+                np.savez_compressed(tmp / name, **content)
+            else:
+                (tmp / name).write_text(content)
+        (tmp / "run_lava.py").chmod(0o755)
+        old = None
+        if folder.exists():
+            old = folder.parent / f".{folder.name}.old.{tmp.name}"
+            folder.rename(old)
+        tmp.rename(folder)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return folder
+
+
+def _model_name(qgraph) -> str:
+    from ..nirio import get_meta
+
+    return get_meta(qgraph).get("name") or get_meta(qgraph).get("source") or "model.q.nir"
+
+
+def _ttfs_files(qgraph, counts) -> dict:
     from .lava import network_plan
 
     plan = network_plan(qgraph)
@@ -244,27 +514,10 @@ def export_lava(qgraph, folder, counts=None) -> Path:
             raise InvalidModel(f"export_lava: counts must be integers in 0..{meta['steps']} with shape "
                                f"(N, {', '.join(map(str, meta['input_shape']))}), got {counts.shape}")
         counts = counts.astype(np.int64).reshape((-1, *meta["input_shape"]))
-    folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    try:
-        np.savez_compressed(tmp / "params.npz", meta_json=np.array(json.dumps(meta)), **arrays)
-        script = tmp / "run_lava.py"
-        script.write_text(script_source())
-        script.chmod(0o755)
-        if counts is not None:
-            np.savez_compressed(tmp / "inputs.npz", counts=counts)
-        shape = " x ".join(map(str, meta["input_shape"]))
-        model = get_meta(qgraph).get("name") or get_meta(qgraph).get("source") or "model.q.nir"
-        (tmp / "README.md").write_text(_README.format(model=model, steps=meta["steps"], t_total=meta["t_total"],
-                                                      shape=shape, pops=_pop_table(meta)))
-        old = None
-        if folder.exists():
-            old = folder.parent / f".{folder.name}.old.{tmp.name}"
-            folder.rename(old)
-        tmp.rename(folder)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return folder
+    files = {"params.npz": {"meta_json": np.array(json.dumps(meta)), **arrays}, "run_lava.py": script_source()}
+    if counts is not None:
+        files["inputs.npz"] = {"counts": counts}
+    shape = " x ".join(map(str, meta["input_shape"]))
+    files["README.md"] = _README.format(model=_model_name(qgraph), steps=meta["steps"], t_total=meta["t_total"],
+                                        shape=shape, pops=_pop_table(meta))
+    return files
