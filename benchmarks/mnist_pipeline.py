@@ -13,8 +13,6 @@ from __future__ import annotations
 import argparse
 import time
 
-import numpy as np
-
 NETS = {"mlp": "784-340-10", "cnn": "1x28x28-c8k5p2-m2-c16k5-a2-64-10"}
 
 
@@ -27,9 +25,9 @@ def main(argv=None):
     ap.add_argument("--nets", default="mlp,cnn")
     args = ap.parse_args(argv)
 
+    from snncompile.data import as_model_input, load_dataset
     from snncompile.pipeline import CompileOptions, compile_model
     from snncompile.train.ann import build_ann, train_ann
-    from snncompile.data import as_model_input, load_dataset
 
     data = load_dataset("mnist5k")
     for key in args.nets.split(","):
