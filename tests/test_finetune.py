@@ -80,6 +80,15 @@ def test_qat_recovers_a_degraded_net(digits_graph):
     after, _ = evaluate_on_target(res.graph, prof, 8, x[:500], xt, yt)
     assert after > before + 0.1, (before, after)
     assert res.log["accuracy"][-1] == pytest.approx(after, abs=1e-12) and len(res.log["accuracy"]) == 7
+    # HIL continues from the QAT graph with the scales QAT stored (not max-abs ones that would collapse 2 bits)
+    hil = finetune(res.graph, x[:400], y[:400], profile=prof, steps=8, x_monitor=xt, y_monitor=yt, mode="hil",
+                   epochs=1, lr=1e-3, progress=False)
+    from snncompile.nirio import get_meta
+
+    scales = [get_meta(n).get("weight_scale") for n in res.graph.nodes.values() if get_meta(n).get("weight_scale")]
+    assert scales and scales == [get_meta(n).get("weight_scale") for n in hil.graph.nodes.values()
+                                 if get_meta(n).get("weight_scale")]
+    assert hil.log["accuracy"][-1] >= after - 0.1
 
 
 def test_hil_fine_tuning_runs_and_keeps_accuracy(digits_graph):

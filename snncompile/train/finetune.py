@@ -135,12 +135,16 @@ class TtfsModule(nn.Module):
         raise InvalidModel("TTFS graph without a readout")
 
     def fix_scales(self, profile: HwProfile, policy: str = "max") -> None:
-        """Fix each layer's weight scale for ``profile``'s bits (max-abs or MSE-optimal) from the
-        current weights; QAT trains against it and to_graph stores it for the quantizer."""
+        """Fix each layer's weight scale for ``profile``'s bits: the one an earlier fine-tuning stored in
+        the graph, else max-abs or MSE-optimal from the current weights.  QAT trains against it and
+        to_graph stores it for the quantizer."""
         w = profile.weights
         self.scale_bits = w.bits
-        self.scales = {name: layer_scale(W.detach().numpy(), w.bits, w.full_bits, w.sign_mode, policy)
-                       for name, W in self.weights.items()}
+        self.scales = {}
+        for name, W in self.weights.items():
+            stored = get_meta(self.graph.nodes[name]).get("weight_scale") or {}
+            self.scales[name] = layer_scale(W.detach().numpy(), w.bits, w.full_bits, w.sign_mode, policy,
+                                            stored.get(str(w.bits)))
 
     def _weight_fn(self, mode, profile):
         if mode != "qat":
