@@ -54,8 +54,8 @@ def main():
 @click.option("--method", type=click.Choice(["ann", "erbp"]), default="ann", show_default=True,
               help="ann: ReLU network by backprop (writes ONNX); erbp: spiking network by eRBP (writes NIR)")
 @click.option("--epochs", default=10, show_default=True, type=click.IntRange(0))
-@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1))
-@click.option("--lr", default=None, type=float, help="learning rate (default: 1e-3 for ann)")
+@click.option("--batch-size", default=None, type=click.IntRange(1), help="default: 64 for ann, 32 for erbp")
+@click.option("--lr", default=None, type=float, help="learning rate (default: 1e-3 for ann, eRBP's tuned 5e-4)")
 @click.option("--profile", default=None, help="erbp: keep weights on this profile's grid while learning")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="output file (.onnx or .nir)")
@@ -68,7 +68,7 @@ def train(dataset, arch, method, epochs, batch_size, lr, profile, seed, output):
     if method == "erbp":
         from .train.erbp_cli import train_erbp_command
 
-        train_erbp_command(data, arch, epochs, batch_size, lr, profile, seed, output)
+        train_erbp_command(data, arch, epochs, batch_size or 32, lr, profile, seed, output)
         return
     from .frontends.onnx import export_onnx
     from .train.ann import build_ann, evaluate_ann, train_ann
@@ -78,7 +78,7 @@ def train(dataset, arch, method, epochs, batch_size, lr, profile, seed, output):
     model = build_ann(arch, seed=seed)
     x = as_model_input(data.x_train, model.input_shape, data.name)
     xt = as_model_input(data.x_test, model.input_shape, data.name)
-    hist = train_ann(model, x, data.y_train, epochs=epochs, batch_size=batch_size, lr=lr or 1e-3, seed=seed,
+    hist = train_ann(model, x, data.y_train, epochs=epochs, batch_size=batch_size or 64, lr=lr or 1e-3, seed=seed,
                      x_val=xt, y_val=data.y_test)
     acc = float((evaluate_ann(model, xt).argmax(1) == data.y_test).mean())
     export_onnx(model, output)
