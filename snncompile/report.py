@@ -73,6 +73,19 @@ class Report:
         for name, acc, a_ann, a_ref, spn in self.summary_rows():
             lines.append(f"{name:<11}{_fmt(acc, True):>10}{_fmt(a_ann, True):>11}{_fmt(a_ref, True):>11}"
                          f"{_fmt(spn):>15}")
+        ref = self.data.get("reference", {})
+        if "max_activation_error" in ref:
+            lines.append(f"reference: max |(t_max - t_i) - clipped ReLU activation| = {ref['max_activation_error']:.2e}")
+        for name, r in self.data.get("targets", {}).items():
+            if "bit_exact_with_fxsim" in r:
+                verdict = "yes" if r["bit_exact_with_fxsim"] else f"NO, first mismatch {r.get('first_mismatch')}"
+                lines.append(f"{name}: {r['samples']} samples, bit-exact with fxsim (spikes and v, every step): {verdict}")
+            if "energy" in r:
+                e = r["energy"]
+                lines.append(f"{name}: energy {e['nJ_per_sample_mean']:.3g} nJ per sample ({e['label']})")
+            if "first_spike_agreement_within_one_step" in r and r["first_spike_agreement_within_one_step"] is not None:
+                lines.append(f"{name}: first spikes within one step of the reference: "
+                             f"{100 * r['first_spike_agreement_within_one_step']:.2f} % of neurons")
         return "\n".join(lines)
 
     def to_markdown(self) -> str:
