@@ -10,7 +10,6 @@ exports and eRBP-trained networks.
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import nir
@@ -139,8 +138,9 @@ def compile_spiking_graph(graph: nir.NIRGraph, data: Dataset, opts, out, src: st
     rep = Report(report)
     result = Compiled(rep, graphs={"model.nir": graph, "model.q.nir": qgraph}, runs=runs)
     if out is not None:
-        result.files = write_outputs(Path(out), rep, {"model.nir": graph, "model.q.nir": qgraph},
-                                     dataclasses.replace(opts, emit=()), None)
+        m = opts.lava_samples or min(n, 20)
+        result.files = write_outputs(Path(out), rep, {"model.nir": graph, "model.q.nir": qgraph}, opts,
+                                     lava_spikes=spikes[:m] if qgraph is not None else None)
     return result
 
 

@@ -324,7 +324,8 @@ def sweep_plot(sweep_data: dict, path: Path) -> Path:
     return path
 
 
-def write_outputs(out: Path, rep: Report, graphs: dict, opts: CompileOptions, lava_counts=None) -> dict:
+def write_outputs(out: Path, rep: Report, graphs: dict, opts: CompileOptions, lava_counts=None,
+                  lava_spikes=None) -> dict:
     """Write every output into a temporary folder, then move them into ``out``."""
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
@@ -339,7 +340,7 @@ def write_outputs(out: Path, rep: Report, graphs: dict, opts: CompileOptions, la
         if "lava" in opts.emit and graphs.get("model.q.nir") is not None:
             from .targets.lava_export import export_lava
 
-            files["lava"] = export_lava(graphs["model.q.nir"], tmp / "lava", lava_counts)
+            files["lava"] = export_lava(graphs["model.q.nir"], tmp / "lava", lava_counts, lava_spikes)
         out.mkdir(parents=True, exist_ok=True)
         for item in sorted(tmp.iterdir()):
             dest = out / item.name

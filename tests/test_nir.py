@@ -271,8 +271,9 @@ def test_compile_norse_export_on_all_lif_targets(tmp_path):
     out = tmp_path / "b"
     res = CliRunner().invoke(main, ["compile", str(tmp_path / "m.nir"), "--dataset", "digits", "--samples", "60",
                                     "--target", "reference", "--target", "fxsim", "--target", "norse",
-                                    "--sim-steps", "20", "--out", str(out), "--quiet"])
+                                    "--sim-steps", "20", "--emit", "lava", "--out", str(out), "--quiet"])
     assert res.exit_code == 0, res.output
+    assert {"run_lava.py", "params.npz", "inputs.npz", "README.md"} <= {p.name for p in (out / "lava").iterdir()}
     rep = json.loads((out / "report.json").read_text())
     assert rep["targets"]["norse"]["first_spike_agreement_within_one_step"] >= 0.99
     assert rep["targets"]["fxsim"]["agreement_with_reference"] >= 0.9
