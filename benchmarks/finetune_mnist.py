@@ -21,7 +21,7 @@ def main(argv=None):
     ap.add_argument("--steps", type=int, default=8)
     ap.add_argument("--qat-epochs", type=int, default=5)
     ap.add_argument("--hil-epochs", type=int, default=2)
-    ap.add_argument("--penalty", type=float, default=0.5)
+    ap.add_argument("--penalty", type=float, default=1.5)
     ap.add_argument("--penalty-bits", type=int, default=8)
     ap.add_argument("--penalty-steps", type=int, default=16)
     ap.add_argument("--penalty-epochs", type=int, default=5)

@@ -48,23 +48,16 @@ def lif_mapping(qgraph, profile) -> dict:
     return check_rows(rows, profile)
 
 
-def _run_from_lif(name, net, res, spikes, fixed: bool) -> Run:
-    layers = []
-    for pname, p in net.populations.items():
-        if not p.spiking:
-            continue
-        counts = res.counts[pname]
-        layers.append(LayerRun(pname, "hidden" if pname != net.readout else "output", p.neurons, counts.sum(1),
-                               res.first_step[pname],
-                               res.sats[pname] if fixed else None, res.wraps[pname] if fixed else None))
-    return Run(name, res.scores, decide(res.scores), layers, spikes.reshape(len(spikes), -1).sum(1),
+def _reference_run(net, res, spikes) -> Run:
+    layers = [LayerRun(name, "hidden" if name != net.readout else "output", p.neurons, res.counts[name].sum(1),
+                       res.first_step[name]) for name, p in net.populations.items() if p.spiking]
+    return Run("reference", res.scores, decide(res.scores), layers, spikes.reshape(len(spikes), -1).sum(1),
                info={"t_total": res.t_total, "time_unit": "step"})
 
 
 def compile_spiking_graph(graph: nir.NIRGraph, data: Dataset, opts, out, src: str):
     from .encode import encode
     from .frontends.nir import read_spiking_graph, repair_graph
-    from .lif.fixed import read_qlif, simulate_fixed
     from .lif.quantize import quantize_lif
     from .lif.reference import simulate
     from .pipeline import Compiled, write_outputs
@@ -92,7 +85,7 @@ def compile_spiking_graph(graph: nir.NIRGraph, data: Dataset, opts, out, src: st
     if net.meta.get("trained_by"):
         report["model"]["trained_by"] = net.meta.get("trained_by")
     res = simulate(net, spikes)
-    ref = _run_from_lif("reference", net, res, spikes, fixed=False)
+    ref = _reference_run(net, res, spikes)
     report["reference"] = summarize(ref, y_test)
     runs = {"reference": ref}
     qgraph = None
@@ -113,8 +106,9 @@ def compile_spiking_graph(graph: nir.NIRGraph, data: Dataset, opts, out, src: st
         if name == "reference":
             continue
         if name == "fxsim":
-            fx = simulate_fixed(read_qlif(qgraph), spikes)
-            run = _run_from_lif("fxsim", net, fx, spikes, fixed=True)
+            from .targets import get_target
+
+            run = get_target("fxsim").run(qgraph, x_test, profile, spikes=spikes)
             summ = summarize(run, y_test, None, ref)
             summ.update(quantization=table, mapping=mapping)
         elif name == "lava":

@@ -34,9 +34,7 @@ class FxsimTarget:
     def run(self, graph, inputs: np.ndarray, profile=None, batch_size: int = 2000, mode: str = "auto",
             record: bool = False, progress: bool = False, **options) -> Run:
         if not is_ttfs_graph(graph):
-            from .fxsim_lif import run_lif_graph
-
-            return run_lif_graph(graph, inputs, profile, batch_size=batch_size, record=record, **options)
+            return self._run_lif(graph, options.get("spikes"), record)
         net = parse_ttfs(graph)
         layers = fixed_layers(net)
         ar = arith_of(net)
@@ -82,3 +80,18 @@ class FxsimTarget:
                   info=info, raw_logits=z, traces=traces or None)
         run.info["readout"] = ro.name
         return run
+
+    def _run_lif(self, graph, spikes, record: bool) -> Run:
+        """A quantized LIF graph (model.q.nir of a spiking NIR input) on a spike raster ``spikes``."""
+        from ..lif.fixed import read_qlif, simulate_fixed
+
+        qnet = read_qlif(graph)
+        if spikes is None:
+            raise InvalidModel("quantized LIF graphs run on spike rasters: pass spikes=(N, T, *input_shape)")
+        spikes = np.asarray(spikes)
+        res = simulate_fixed(qnet, spikes, record=record)
+        layers = [LayerRun(name, "output" if name == qnet.readout else "hidden", p.neurons, res.counts[name].sum(1),
+                           res.first_step[name], res.sats[name], res.wraps[name])
+                  for name, p in qnet.pops.items() if p.spiking]
+        return Run(self.name, res.scores, decide(res.scores), layers, spikes.reshape(len(spikes), -1).sum(1),
+                   info={"t_total": res.t_total, "time_unit": "step"}, traces=res.traces if record else None)
