@@ -614,17 +614,11 @@ class LavaTarget:
             if p["spiking"]:
                 layers.append(LayerRun(p["name"], "output" if p["readout"] else "hidden", p["neurons"],
                                        s.sum(axis=(1, 2)).astype(np.int64), spike_steps(s)))
-        ro = next(p for p in plan["pops"] if p["readout"])
-        if ro["spiking"]:
-            raw = out["s"][ro["name"]].sum(axis=1).astype(np.int64)
-            scores = raw.astype(np.float64)
-        else:
-            raw = out["v"][ro["name"]].astype(np.int64).sum(axis=1)
-            scores = raw * ro["v_lsb"] / T
+        raw, scores = lif_readout_scores(plan, out, T)
         info = {"t_total": T, "t_in": T_in, "time_unit": "step", "sample_period": sched["period"],
                 "gap": sched["gap"], "quench": sched["quench"], "seconds": seconds, "seconds_per_sample": seconds / N,
                 "lava_seconds": out["seconds"], "builds": out["builds"], "batch": out["batch"],
-                "rerun_samples": len(out["rerun"]), "reset": reset, "recorder": recorder, "readout": ro["name"],
+                "rerun_samples": len(out["rerun"]), "reset": reset, "recorder": recorder, "readout": next(p["name"] for p in plan["pops"] if p["readout"]),
                 "compare_seconds": compare_seconds, "bit_exact_with_fxsim": mismatch is None,
                 "first_mismatch": mismatch, "connections": {c["name"]: ("DelayDense" if c["delay"] > 1 else
                                                                         c["kind"].capitalize()) for c in plan["conns"]}}
@@ -913,5 +907,16 @@ def run_lif_network(plan: dict, sched: dict, raster: np.ndarray, workdir: str, b
     return {"v": v, "s": s, "seconds": secs, "builds": builds, "rerun": rerun, "batch": batch}
 
 
-LIF_STANDALONE = (lif_schedule, lif_input_data, lif_clock, lif_recording_model, run_lif_chunk, lif_dirty_starts,
+def lif_readout_scores(plan, out, T):
+    """Readout of a LIF run: (integer raw scores, scores) -- spike counts, or for a non-spiking readout
+    the summed integer v and its mean in float units (v_lsb / T), as fxsim's ``simulate_fixed``."""
+    ro = next(p for p in plan["pops"] if p["readout"])
+    if ro["spiking"]:
+        raw = out["s"][ro["name"]].sum(axis=1).astype(np.int64)
+        return raw, raw.astype(np.float64)
+    raw = out["v"][ro["name"]].astype(np.int64).sum(axis=1)
+    return raw, raw * ro["v_lsb"] / T
+
+
+LIF_STANDALONE = (lif_readout_scores, lif_schedule, lif_input_data, lif_clock, lif_recording_model, run_lif_chunk, lif_dirty_starts,
                   run_lif_network)

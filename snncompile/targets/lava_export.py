@@ -302,13 +302,7 @@ def main(argv=None):
     with tempfile.TemporaryDirectory(prefix="run-lava-") as work:
         out = run_lif_network(plan, sched, spikes, work, batch=args.batch, reset=args.reset)
     seconds = time.perf_counter() - t0
-    ro = next(p for p in plan["pops"] if p["readout"])
-    if ro["spiking"]:
-        raw = out["s"][ro["name"]].sum(axis=1).astype(np.int64)
-        scores = raw.astype(np.float64)
-    else:
-        raw = out["v"][ro["name"]].astype(np.int64).sum(axis=1)
-        scores = raw * ro["v_lsb"] / T
+    raw, scores = lif_readout_scores(plan, out, T)
     decisions = scores.argmax(axis=1)
     for k, d in enumerate(decisions):
         print(f"sample {k}: decision {int(d)}")
