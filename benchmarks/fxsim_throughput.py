@@ -39,7 +39,7 @@ def main(argv=None):
     from snncompile.frontends import load_model
     from snncompile.profile import load_profile
     from snncompile.quantize.ttfs import quantize_ttfs
-    from snncompile.targets import get_target
+    from snncompile.targets import run_target
     from snncompile.train.ann import build_ann, train_ann
     from snncompile.ttfs.convert import convert
 
@@ -55,10 +55,9 @@ def main(argv=None):
     prof = load_profile(args.profile)
     graph = convert(model, x_train)
     qgraph, _ = quantize_ttfs(graph, prof, args.steps, x_train)
-    ref, fx = get_target("reference"), get_target("fxsim")
-    t_ref, r_ref = best_of(lambda: ref.run(graph, x), args.repeat)
-    t_fx, r_fx = best_of(lambda: fx.run(qgraph, x, prof), args.repeat)
-    t_st, r_st = best_of(lambda: fx.run(qgraph, x, prof, mode="stepped"), 1)
+    t_ref, r_ref = best_of(lambda: run_target("reference", graph, x), args.repeat)
+    t_fx, r_fx = best_of(lambda: run_target("fxsim", qgraph, x, profile=prof), args.repeat)
+    t_st, r_st = best_of(lambda: run_target("fxsim", qgraph, x, profile=prof, mode="stepped"), 1)
     assert np.array_equal(r_fx.raw_logits, r_st.raw_logits), "closed form and stepped program disagree"
     n = len(x)
     rows = [("reference (float64)", t_ref), ("fxsim (auto)", t_fx), ("fxsim (stepped)", t_st)]

@@ -48,7 +48,7 @@ def main(argv=None) -> int:
     from snncompile.frontends import load_model
     from snncompile.profile import load_profile
     from snncompile.quantize.ttfs import quantize_ttfs
-    from snncompile.targets import get_target
+    from snncompile.targets import get_target, run_target
     from snncompile.train.ann import build_ann, train_ann
     from snncompile.ttfs.convert import convert
 
@@ -69,20 +69,21 @@ def main(argv=None) -> int:
     fx, lava = get_target("fxsim"), get_target("lava")
     n = len(x)
 
-    fx.run(qgraph, x[:2], prof)  # warm-up (imports, first-call costs) for both fxsim modes
-    from snncompile.targets.lava_compat import require_lava
+    run_target(fx, qgraph, x[:2], profile=prof)  # warm-up (imports, first-call costs) for both fxsim modes
+    from snncompile.targets.lava.compat import require_lava
 
     require_lava()  # Lava's import (about 1 s) is not part of the timing
-    import snncompile.targets.lava_ttfs  # noqa: F401
-    t_auto, r_auto = timed(lambda: fx.run(qgraph, x, prof), args.repeat)
-    t_step, r_step = timed(lambda: fx.run(qgraph, x, prof, mode="stepped", record=True), args.repeat)
+    import snncompile.targets.lava.ttfs_runtime  # noqa: F401
+    t_auto, r_auto = timed(lambda: run_target(fx, qgraph, x, profile=prof), args.repeat)
+    t_step, r_step = timed(lambda: run_target(fx, qgraph, x, profile=prof, mode="stepped", record=True), args.repeat)
     opts = {} if args.batch is None else {"batch": args.batch}
-    t_lava, r_lava = timed(lambda: lava.run(qgraph, x, prof, fxsim_run=r_step, **opts))
+    _, r_lava = timed(lambda: run_target(lava, qgraph, x, profile=prof, **opts))
+    t_lava = r_lava.run_seconds  # Lava's own time (build, run, read back), without its fxsim comparison
     info = r_lava.info
     exact = bool(info["bit_exact_with_fxsim"]) and np.array_equal(r_auto.raw_logits, r_lava.raw_logits)
 
     print(f"{what} on {args.dataset}: {n} test samples, K={args.steps}, T={info['t_total']} steps per sample, "
-          f"profile {args.profile}, {info['chunks']} Lava run(s)")
+          f"profile {args.profile}, {info['builds']} Lava build(s)")
     print(f"fxsim: best of {args.repeat} runs; lava: one run (build + run + read back)")
     print(f"{'target':<34}{'seconds':>10}{'s/sample':>12}{'lava / this':>13}")
     for name, t in (("fxsim (auto)", t_auto), ("fxsim (stepped, recording v)", t_step), ("lava", t_lava)):

@@ -39,7 +39,7 @@ def main(argv=None):
         t_train = time.perf_counter() - t0
         lava_n = args.lava_samples if key == "mlp" else args.cnn_lava_samples
         res = compile_model(model, CompileOptions(dataset="mnist5k", targets=("reference", "fxsim", "lava"),
-                                                   profile="loihi2", steps=16, lava_samples=lava_n, progress=False,
+                                                   profile="loihi2", steps=16, vendor_samples=lava_n, progress=False,
                                                    sweep_bits=(8,), sweep_steps=(4, 8, 16, 32), seed=args.seed))
         r = res.report.data
         ann, ref, fx, lava = r["ann"], r["reference"], r["targets"]["fxsim"], r["targets"]["lava"]

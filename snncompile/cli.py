@@ -93,18 +93,19 @@ def train(dataset, arch, method, epochs, batch_size, lr, profile, seed, output):
 @click.option("--target", "targets", multiple=True, default=("reference",), show_default=True,
               help="reference | fxsim | lava | norse (repeat for several)")
 @click.option("--profile", default=None, help="hardware profile name or .toml path (default loihi2 for fixed-point targets)")
-@click.option("--steps", default=16, show_default=True, type=click.IntRange(1), help="time steps K per layer window")
+@click.option("--steps", default=None, type=click.IntRange(1), help="TTFS: time steps K per layer window [16]")
 @click.option("--bits", default=None, type=click.IntRange(1), help="weight bits (<= the profile's)")
-@click.option("--zeta", default=0.5, show_default=True, type=click.FloatRange(0), help="window margin: B = (1+zeta) X")
+@click.option("--zeta", default=None, type=click.FloatRange(0), help="TTFS (ANN input): window margin B = (1+zeta) X [0.5]")
 @click.option("--samples", default=None, type=click.IntRange(1), help="evaluate the first N test samples")
-@click.option("--lava-samples", default=None, type=click.IntRange(1), help="lava: run only the first N samples")
+@click.option("--vendor-samples", "--lava-samples", "vendor_samples", default=None, type=click.IntRange(1),
+              help="vendor simulators (lava, ...): run only the first N evaluated samples")
 @click.option("--calib-samples", default=None, type=click.IntRange(1), help="training samples used for calibration")
 @click.option("--sweep-bits", default=None, help="comma-separated weight bits to sweep on fxsim, e.g. 2,3,4,6,8")
 @click.option("--sweep-steps", default=None, help="comma-separated steps to sweep on fxsim, e.g. 4,8,16,32")
 @click.option("--emit", multiple=True, type=click.Choice(["lava"]), help="also write a standalone program")
-@click.option("--weight-scale", type=click.Choice(["max", "mse"]), default="max", show_default=True,
-              help="per-layer weight scale: max-abs (nothing clipped) or least squared error (better below 4 bits); "
-                   "a scale stored by fine-tuning wins")
+@click.option("--weight-scale", type=click.Choice(["max", "mse"]), default=None,
+              help="TTFS: per-layer weight scale: max-abs (nothing clipped, the default) or least squared error "
+                   "(better below 4 bits); a scale stored by fine-tuning wins")
 @click.option("--dt", default=None, type=click.FloatRange(min=0, min_open=True),
               help="spiking NIR graphs: time step (default: the graph's, else 1); TTFS with --target norse: 1/steps")
 @click.option("--encoding", default=None, type=click.Choice(["regular", "rate", "latency"]),
@@ -115,7 +116,7 @@ def train(dataset, arch, method, epochs, batch_size, lr, profile, seed, output):
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="output folder")
 @click.option("--quiet", is_flag=True, help="no progress output")
 @library_errors
-def compile_cmd(model, dataset, targets, profile, steps, bits, zeta, samples, lava_samples, calib_samples,
+def compile_cmd(model, dataset, targets, profile, steps, bits, zeta, samples, vendor_samples, calib_samples,
                 sweep_bits, sweep_steps, emit, weight_scale, dt, encoding, sim_steps, seed, out, quiet):
     """Convert, quantize, map, run on targets and validate; writes model.nir, model.q.nir and the report."""
     from .pipeline import CompileOptions, compile_model
@@ -124,7 +125,7 @@ def compile_cmd(model, dataset, targets, profile, steps, bits, zeta, samples, la
         raise click.ClickException(f"model file not found: {model}")
     opts = CompileOptions(dataset=dataset, targets=tuple(dict.fromkeys(targets)), profile=profile, steps=steps,
                           bits=bits, zeta=zeta, samples=samples, calib_samples=calib_samples, seed=seed,
-                          lava_samples=lava_samples, emit=tuple(emit), sweep_bits=_ints(sweep_bits),
+                          vendor_samples=vendor_samples, emit=tuple(emit), sweep_bits=_ints(sweep_bits),
                           sweep_steps=_ints(sweep_steps), progress=not quiet, dt=dt, encoding=encoding,
                           sim_steps=sim_steps, weight_scale=weight_scale)
     result = compile_model(model, opts, out=out)
@@ -144,7 +145,7 @@ def convert(model, dataset, zeta, output):
     """Convert a ReLU network (ONNX) to its exact TTFS network (float NIR), without evaluating it."""
     from .data import as_model_input, load_dataset
     from .frontends import load_model
-    from .nirio import write_nir
+    from .ir import write_nir
     from .ttfs.convert import convert as convert_fn
 
     ann = load_model(model)
@@ -182,7 +183,7 @@ def finetune(model, dataset, profile, bits, steps, mode, target, epochs, batch_s
     import json
 
     from .data import as_model_input, load_dataset
-    from .nirio import read_nir, write_nir
+    from .ir import read_nir, write_nir
     from .profile import load_profile
     from .report import write_text
     from .train.finetune import finetune as finetune_fn
@@ -217,11 +218,11 @@ def finetune(model, dataset, profile, bits, steps, mode, target, epochs, batch_s
 @library_errors
 def profiles(show):
     """List the bundled hardware profiles."""
-    from .profile import _bundled_dir, available_profiles, load_profile
+    from .profile import available_profiles, bundled_dir, load_profile
 
     if show:
         load_profile(show)
-        path = Path(show) if Path(show).is_file() else _bundled_dir() / f"{show}.toml"
+        path = Path(show) if Path(show).is_file() else bundled_dir() / f"{show}.toml"
         click.echo(path.read_text())
         return
     for name in available_profiles():

@@ -68,10 +68,19 @@ def encode(x, steps: int, kind: str = "regular", seed: int = 0) -> np.ndarray:
     return out.reshape((n, steps, *shape))
 
 
+def ttfs_counts(x, steps: int, window: float = 1.0) -> np.ndarray:
+    """The TTFS latency code on a K-step grid (``latency-K``): a value x in [0, window] becomes the
+    spike count c = floor(x K / window + 1/2) clipped to 0..K (int64); c = 0 is "no spike", a
+    count c > 0 spikes once, at step K - c + 1.  Hidden TTFS activations in [0, B] use the same
+    rule with window B (the quantizer's calibration)."""
+    c = np.floor(np.asarray(x, dtype=np.float64) * (steps / window) + 0.5)
+    return np.clip(c, 0, steps).astype(np.int64)
+
+
 def spike_counts(x, steps: int) -> np.ndarray:
     """Spikes per input of the ``regular`` code over ``steps`` steps: floor(x steps + 1/2) (int64)."""
     x = _check(x, steps, "regular")
     return np.floor(x * steps + 0.5).astype(np.int64)
 
 
-__all__ = ["KINDS", "encode", "spike_counts"]
+__all__ = ["KINDS", "encode", "spike_counts", "ttfs_counts"]

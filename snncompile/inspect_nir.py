@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .nirio import get_meta, read_nir
+from .ir import get_meta, read_nir
 
 
 def _shape(t):

@@ -220,13 +220,13 @@ def parse_profile(data: dict, where: str) -> HwProfile:
     )
 
 
-def _bundled_dir():
+def bundled_dir():
     return resources.files("snncompile.hw_profiles")
 
 
 def available_profiles() -> list[str]:
     """Names of the profiles shipped with the package."""
-    return sorted(p.name[:-5] for p in _bundled_dir().iterdir() if p.name.endswith(".toml"))
+    return sorted(p.name[:-5] for p in bundled_dir().iterdir() if p.name.endswith(".toml"))
 
 
 def load_profile(name_or_path: str | Path) -> HwProfile:
@@ -238,7 +238,7 @@ def load_profile(name_or_path: str | Path) -> HwProfile:
             raise ProfileError(f"profile file not found: {path}")
         where, raw = str(path), path.read_bytes()
     else:
-        res = _bundled_dir() / f"{text_path}.toml"
+        res = bundled_dir() / f"{text_path}.toml"
         if not res.is_file():
             raise ProfileError(f"unknown profile {text_path!r}; available: {', '.join(available_profiles())}"
                                " (or give a path to a .toml file)")

@@ -21,6 +21,16 @@ def _mean(x) -> float:
     return float(np.mean(x)) if len(x) else 0.0
 
 
+def spikes_per_neuron(run: Run, roles=("hidden", "maxpool", "output")) -> float:
+    """Spikes of the populations with these roles, summed, over their neuron count, averaged over
+    samples (the one definition; ``roles=("hidden",)`` is the papers' spikes per hidden neuron)."""
+    layers = [la for la in run.layers if la.role in roles]
+    n = sum(la.neurons for la in layers)
+    if not n:
+        return 0.0
+    return _mean(sum(la.spikes for la in layers) / n)
+
+
 def summarize(run: Run, labels: np.ndarray | None, ann_decisions: np.ndarray | None = None,
               reference: Run | None = None) -> dict:
     out: dict = {"samples": int(len(run.decisions))}
@@ -30,13 +40,9 @@ def summarize(run: Run, labels: np.ndarray | None, ann_decisions: np.ndarray | N
         out["agreement_with_ann"] = _mean(run.decisions == ann_decisions)
     if reference is not None and reference is not run:
         out["agreement_with_reference"] = _mean(run.decisions == reference.decisions)
-    spiking = [la for la in run.layers]
-    n_all = sum(la.neurons for la in spiking)
-    n_hidden = sum(la.neurons for la in spiking if la.role == "hidden")
-    total = sum(la.spikes for la in spiking) if spiking else np.zeros(len(run.decisions))
-    hidden = sum(la.spikes for la in spiking if la.role == "hidden") if n_hidden else np.zeros(len(run.decisions))
-    out["spikes_per_neuron"] = _mean(total / n_all) if n_all else 0.0
-    out["spikes_per_hidden_neuron"] = _mean(hidden / n_hidden) if n_hidden else 0.0
+    spiking = list(run.layers)
+    out["spikes_per_neuron"] = spikes_per_neuron(run)
+    out["spikes_per_hidden_neuron"] = spikes_per_neuron(run, roles=("hidden",))
     out["input_spikes_per_sample"] = _mean(run.input_spikes)
     rows = []
     for la in spiking:
@@ -81,3 +87,22 @@ def ttfs_time_error(ref_run: Run, float_net, fx_run: Run, q_net) -> dict:
             "fire_agreement": float(np.mean(fire_ref == fire_fx)),
         })
     return {"unit": "window", "layers": per_layer}
+
+
+def conversion_exactness(model, graph, ref: Run, x) -> dict:
+    """max |(t_max - t_i) - clipped ReLU activation| over all neurons and samples (window units), the
+    largest logit error and the agreement with the clipped ANN."""
+    from .ttfs.convert import clipped_ann
+    from .ttfs.graph import parse_ttfs
+
+    net = parse_ttfs(graph)
+    bounds = [layer.meta["B"] for layer in net.layers if layer.role == "hidden"]
+    logits, acts = clipped_ann(model, bounds, x)
+    worst = 0.0
+    for layer, a in zip(net.spiking, acts):
+        t = next(la.times for la in ref.layers if la.name == layer.name)
+        recovered = np.where(np.isfinite(t), layer.meta["t_max"] - t, 0.0)
+        worst = max(worst, float(np.abs(recovered - a).max(initial=0.0)))
+    return {"max_activation_error": worst,
+            "max_logit_error": float(np.abs(ref.logits - logits).max(initial=0.0)),
+            "agreement_with_clipped_ann": float(np.mean(ref.decisions == logits.argmax(1)))}

@@ -42,3 +42,29 @@ def tiny_mlp():
 @pytest.fixture
 def tiny_cnn():
     return cnn()
+
+
+def without_timings(obj):
+    """A report with its wall-clock fields removed (``run_seconds``, ``seconds``, ``*_seconds``,
+    ``seconds_per_sample``): everything else is deterministic for a given seed."""
+    if isinstance(obj, dict):
+        return {k: without_timings(v) for k, v in obj.items() if "seconds" not in k}
+    if isinstance(obj, list):
+        return [without_timings(v) for v in obj]
+    return obj
+
+
+def assert_runtime_copied(folder):
+    """The folder holds the program, and snnrt/ holds the package's own runtime modules, byte for byte,
+    none of which imports snncompile."""
+    import snncompile
+    from snncompile.targets.lava.export import RUNTIME
+
+    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "inputs.npz", "params.npz", "run_lava.py",
+                                                        "snnrt"]
+    pkg = snncompile.__path__[0]
+    for rel in RUNTIME:
+        text = (folder / "snnrt" / rel).read_text()
+        assert text == open(f"{pkg}/{rel}").read(), rel
+        assert "import snncompile" not in text and "from snncompile" not in text
+    assert "class TtfsNeuron" in (folder / "snnrt/targets/lava/ttfs_runtime.py").read_text()

@@ -15,7 +15,7 @@ from snncompile.arith import weight_grid
 from snncompile.cli import main
 from snncompile.encode import encode, spike_counts
 from snncompile.errors import InvalidModel
-from snncompile.nirio import get_meta, write_nir
+from snncompile.ir import get_meta, write_nir
 from snncompile.train.erbp import (
     ErbpHyper,
     decisions,

@@ -8,13 +8,13 @@ import torch
 from click.testing import CliRunner
 
 from snncompile.data import as_model_input, load_dataset
+from snncompile.neurons.ttfs import TtfsParams, fire_closed
 from snncompile.profile import load_profile
 from snncompile.quantize.fake import fake_quant_counts
 from snncompile.targets.fxsim import FxsimTarget
 from snncompile.train.ann import build_ann, train_ann
 from snncompile.train.finetune import TtfsModule, _hw_forward, evaluate_on_target, finetune
 from snncompile.ttfs.convert import convert
-from snncompile.ttfs.fixed import Arith, _fire
 from snncompile.ttfs.graph import parse_ttfs
 from snncompile.ttfs.reference import simulate
 
@@ -40,8 +40,7 @@ def test_count_fake_quant_rounds_like_the_integer_neuron():
     K, r = 8, 10
     theta = K * r + r // 2
     z = np.arange(-15, 100)
-    _, counts, _ = _fire(type("L", (), {"steps": K, "slope": r, "threshold": theta, "t_in_end": 0})(), z[None, :],
-                         Arith(24, 6))
+    _, counts, _ = fire_closed(TtfsParams("hidden", K, 0, r, theta, 0, 0, 1, K), z[None, :], (1 << 23) - 1)
     fq = fake_quant_counts(torch.as_tensor(z, dtype=torch.float64), float(r), K).numpy() / r
     assert np.array_equal(fq, counts[0])
 
@@ -53,8 +52,8 @@ def test_hil_forward_uses_the_target_outputs(digits_graph):
     xb = x[:16]
 
     class Silent(FxsimTarget):  # a "chip" whose hidden layer never fires: the forward must show it
-        def run(self, graph, inputs, profile=None, **kw):
-            run = super().run(graph, inputs, profile, **kw)
+        def run(self, request):
+            run = super().run(request)
             for la in run.layers:
                 la.times = np.full_like(la.times, -1)
             run.raw_logits = run.raw_logits * 0 + np.arange(run.raw_logits.shape[1])
@@ -83,7 +82,7 @@ def test_qat_recovers_a_degraded_net(digits_graph):
     # HIL continues from the QAT graph with the scales QAT stored (not max-abs ones that would collapse 2 bits)
     hil = finetune(res.graph, x[:400], y[:400], profile=prof, steps=8, x_monitor=xt, y_monitor=yt, mode="hil",
                    epochs=1, lr=1e-3, progress=False)
-    from snncompile.nirio import get_meta
+    from snncompile.ir import get_meta
 
     scales = [get_meta(n).get("weight_scale") for n in res.graph.nodes.values() if get_meta(n).get("weight_scale")]
     assert scales and scales == [get_meta(n).get("weight_scale") for n in hil.graph.nodes.values()
@@ -109,7 +108,7 @@ def test_spike_penalty_reduces_spikes(digits_graph):
 
 def test_finetune_cli_writes_graph_and_log(digits_graph, tmp_path):
     from snncompile.cli import main
-    from snncompile.nirio import write_nir
+    from snncompile.ir import write_nir
 
     g = digits_graph[0]
     write_nir(g, tmp_path / "model.nir")

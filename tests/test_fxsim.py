@@ -9,10 +9,10 @@ from conftest import cnn, mlp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from snncompile.encode import ttfs_counts
 from snncompile.profile import load_profile
-from snncompile.quantize.rounding import encode_counts
 from snncompile.quantize.ttfs import quantize_ttfs
-from snncompile.targets import get_target
+from snncompile.targets import run_target
 from snncompile.ttfs.convert import convert
 from snncompile.ttfs.fixed import Arith, FixedLayer, run_layer_closed, run_layer_stepped, run_network
 
@@ -100,7 +100,7 @@ def test_closed_form_equals_stepped_program(seed, K, profile):
 
     net = parse_ttfs(q)
     layers, ar, T = fixed_layers(net), arith_of(net), net.meta["t_total"]
-    c = encode_counts(x, K)
+    c = ttfs_counts(x, K)
     a = run_network(layers, ar, c, T, mode="auto")
     b = run_network(layers, ar, c, T, mode="stepped")
     for la, lb in zip(a, b):
@@ -123,8 +123,8 @@ def test_fxsim_target_tracks_reference(rng):
     g = convert(model, x)
     prof = load_profile("loihi2")
     q, table = quantize_ttfs(g, prof, 16, x)
-    fx = get_target("fxsim").run(q, x, prof)
-    ref = get_target("reference").run(g, x)
+    fx = run_target("fxsim", q, x, profile=prof)
+    ref = run_target("reference", g, x)
     assert np.mean(fx.decisions == ref.decisions) >= 0.9
     assert [la.role for la in fx.layers] == ["hidden", "maxpool", "hidden"]
     assert fx.info["energy"]["label"] == "estimate" and fx.info["energy"]["nJ_per_sample_mean"] > 0

@@ -12,17 +12,20 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
+from conftest import assert_runtime_copied
 from torch import nn
 
 from snncompile.arith import clip_truncate, shift_exp
+from snncompile.encode import ttfs_counts
 from snncompile.errors import InvalidModel, TargetUnavailable
 from snncompile.frontends.canonical import AnnModel
-from snncompile.nirio import get_meta, set_meta
+from snncompile.ir import get_meta, set_meta
 from snncompile.profile import load_profile
-from snncompile.quantize.rounding import encode_counts
 from snncompile.quantize.ttfs import quantize_ttfs
-from snncompile.targets import get_target
-from snncompile.targets.lava import compare_with_fxsim, lava_parts
+from snncompile.spikes import raster_from_steps
+from snncompile.targets import get_target, run_target
+from snncompile.targets.lava.compare import first_mismatch
+from snncompile.targets.lava.parts import lava_parts
 from snncompile.ttfs.convert import convert
 from snncompile.ttfs.graph import parse_ttfs
 
@@ -32,7 +35,7 @@ PROFILE = load_profile("loihi2")
 @pytest.fixture(scope="module")
 def lava():
     pytest.importorskip("lava")
-    from snncompile.targets.lava_compat import require_lava
+    from snncompile.targets.lava.compat import require_lava
 
     require_lava()
     return get_target("lava")
@@ -52,7 +55,7 @@ def mlp(sizes, seed):
 
 
 def fxsim(q, x):
-    return get_target("fxsim").run(q, x, PROFILE, mode="stepped", record=True)
+    return run_target("fxsim", q, x, profile=PROFILE, mode="stepped", record=True)
 
 
 def assert_same(lava_run, fx_run):
@@ -92,7 +95,7 @@ def edit_layer(q, name, weight=None, weight_exp=None, bias=None, **meta_updates)
 
 def test_compat_hook_makes_var_model_importable():
     pytest.importorskip("lava")
-    code = ("import snncompile.targets.lava_compat as c; c.require_lava(); "
+    code = ("import snncompile.targets.lava.compat as c; c.require_lava(); "
             "import lava.magma.compiler.var_model as vm; import dataclasses; "
             "a, b = vm.ChipEncoder(), vm.ChipEncoder(); assert a.x is not b.x; print('ok')")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
@@ -104,7 +107,7 @@ def test_compat_hook_makes_var_model_importable():
 
 
 def test_patch_source_rewrites_only_the_defaults():
-    from snncompile.targets.lava_compat import patch_source
+    from snncompile.targets.lava.compat import patch_source
 
     src = ("from __future__ import annotations\nfrom dataclasses import dataclass\n@dataclass\nclass A:\n"
            "    x: ByteEncoder = ByteEncoder()\n    y: int = 0\n")
@@ -122,10 +125,10 @@ def test_missing_lava_raises_target_unavailable(monkeypatch):
         monkeypatch.delitem(sys.modules, mod)
     monkeypatch.setitem(sys.modules, "lava", None)
     with pytest.raises(TargetUnavailable) as e:
-        target.run(q, x[:2])
+        run_target(target, q, x[:2])
     assert "pip install --no-deps --ignore-requires-python lava-nc==0.10.0" in str(e.value)
     assert "asteval" in str(e.value) and "networkx" in str(e.value)
-    from snncompile.targets.lava_compat import require_lava
+    from snncompile.targets.lava.compat import require_lava
 
     with pytest.raises(TargetUnavailable):
         require_lava()
@@ -163,22 +166,22 @@ def test_lava_parts_are_exact_and_on_lavas_grid(bits):
 
 def test_first_mismatch_is_the_earliest():
     v = {"h": np.zeros((2, 5, 3), np.int64), "r": np.zeros((2, 5, 2), np.int64)}
-    t = {"h": np.full((2, 3), -1)}
+    s = {"h": raster_from_steps(np.full((2, 3), -1), 5)}
     fv = {k: a.copy() for k, a in v.items()}
-    ft = {"h": t["h"].copy()}
-    assert compare_with_fxsim(["h", "r"], v, t, fv, ft) is None
+    fs = {"h": s["h"].copy()}
+    assert first_mismatch(["h", "r"], v, s, fv, fs) is None
     fv["r"][1, 1, 0] = 7          # sample 1, step 2
     fv["h"][1, 3, 2] = 5          # sample 1, step 4
-    ft["h"][1, 2] = 3             # sample 1: fxsim spikes at step 3, Lava never
+    fs["h"][1, 2, 2] = True       # sample 1: fxsim spikes at step 3, Lava never
     fv["h"][0, 4, 1] = 1          # sample 0, step 5: the earliest sample wins
-    m = compare_with_fxsim(["h", "r"], v, t, fv, ft, offset=10)
+    m = first_mismatch(["h", "r"], v, s, fv, fs, offset=10)
     assert m == {"sample": 10, "layer": "h", "neuron": 1, "step": 5, "what": "v", "lava": 0, "fxsim": 1}
     fv["h"][0] = 0
-    m = compare_with_fxsim(["h", "r"], v, t, fv, ft)
+    m = first_mismatch(["h", "r"], v, s, fv, fs)
     assert (m["sample"], m["step"], m["layer"], m["what"]) == (1, 2, "r", "v")
     fv["r"][1, 1, 0] = 0
-    m = compare_with_fxsim(["h", "r"], v, t, fv, ft)
-    assert m == {"sample": 1, "layer": "h", "neuron": 2, "step": 3, "what": "spike", "lava": -1, "fxsim": 3}
+    m = first_mismatch(["h", "r"], v, s, fv, fs, target="netx")
+    assert m == {"sample": 1, "layer": "h", "neuron": 2, "step": 3, "what": "spike", "netx": 0, "fxsim": 1}
 
 
 # --- Lava vs fxsim, bit for bit ----------------------------------------------------------------------
@@ -190,7 +193,7 @@ def test_random_mlps_are_bit_exact(lava, seed, K):
     q, x = quantized(mlp((12, 16, 5), seed), (12,), K, seed=seed)
     xs = x[:5]
     fx = fxsim(q, xs)
-    run = lava.run(q, xs, PROFILE, fxsim_run=fx)
+    run = run_target(lava, q, xs, profile=PROFILE)
     assert_same(run, fx)
     T = get_meta(q)["t_total"]
     assert run.info["t_total"] == T and run.info["sample_period"] == T and run.info["steps"] == K
@@ -203,10 +206,10 @@ def test_chunks_and_self_run_fxsim_comparison(lava):
     given fxsim run has no traces (the pipeline's auto-mode run)."""
     q, x = quantized(mlp((12, 16, 5), 3), (12,), 4, seed=3)
     xs = x[:5]
-    auto = get_target("fxsim").run(q, xs, PROFILE)
+    auto = run_target("fxsim", q, xs, profile=PROFILE)
     assert auto.traces is None
-    run = lava.run(q, xs, PROFILE, fxsim_run=auto, batch=2, period_margin=2)
-    assert run.info["chunks"] == 3
+    run = run_target(lava, q, xs, profile=PROFILE, batch=2, period_margin=2)
+    assert run.info["builds"] == 3
     assert run.info["sample_period"] == run.info["t_total"] + 2  # silent margin steps are dropped
     assert_same(run, fxsim(q, xs))
 
@@ -220,7 +223,7 @@ def test_tiny_cnn_with_maxpool_and_avgpool_is_bit_exact(lava):
     assert roles == ["hidden", "maxpool", "hidden", "readout"]
     xs = x[:4]
     fx = fxsim(q, xs)
-    run = lava.run(q, xs)
+    run = run_target(lava, q, xs)
     assert_same(run, fx)
     assert run.layers[1].spikes.sum() > 0  # the max-pool fired
 
@@ -236,7 +239,7 @@ def test_wrap_and_saturation_and_off_grid_weights_are_bit_exact(lava):
     fx = fxsim(q, xs)
     assert fx.layers[0].wraps.sum() > 0 and fx.layers[0].saturations.sum() > 0
     assert fx.info["readout_saturations"].sum() > 0
-    run = lava.run(q, xs, fxsim_run=fx)
+    run = run_target(lava, q, xs)
     assert run.info["weight_parts"] == {"ttfs1": 1, "readout": 2}
     assert_same(run, fx)
 
@@ -251,7 +254,7 @@ def test_single_pass_wrap_leaving_u_out_of_range_is_bit_exact(lava):
     fx = fxsim(q, xs)
     u_step = 16 * 254 << (7 + 6)
     assert u_step > 3 * 2 ** 23 and fx.layers[0].wraps[0] > 0
-    assert_same(lava.run(q, xs, fxsim_run=fx), fx)
+    assert_same(run_target(lava, q, xs), fx)
 
 
 def test_negative_bias_and_negative_exponent_are_bit_exact(lava):
@@ -261,7 +264,7 @@ def test_negative_bias_and_negative_exponent_are_bit_exact(lava):
                bias=rng.integers(-3000, 3000, size=16))
     xs = x[:4]
     fx = fxsim(q, xs)
-    assert_same(lava.run(q, xs), fx)
+    assert_same(run_target(lava, q, xs), fx)
 
 
 def test_dense_delay_gives_the_analytic_spike_step(lava):
@@ -281,7 +284,7 @@ def test_dense_delay_gives_the_analytic_spike_step(lava):
     f = (theta - v_end) // r + 1
     expected = t_in_end + f
     x = np.array([[1.0, 0.0, 0.0]])
-    run = lava.run(q, x)
+    run = run_target(lava, q, x)
     assert run.info["bit_exact_with_fxsim"], run.info["first_mismatch"]
     assert run.layers[0].times.tolist() == [[expected, -1]]
     v = run.traces["ttfs1"][0, :, 0]
@@ -295,32 +298,29 @@ def test_dense_delay_gives_the_analytic_spike_step(lava):
 def test_monitor_recorder_agrees_with_in_model_recording(lava):
     q, x = quantized(mlp((12, 16, 5), 7), (12,), 4, seed=7)
     xs = x[:3]
-    a = lava.run(q, xs)
-    b = lava.run(q, xs, recorder="monitor")
+    a = run_target(lava, q, xs)
+    b = run_target(lava, q, xs, recorder="monitor")
     assert b.info["recorder"] == "monitor" and b.info["bit_exact_with_fxsim"]
     for name in a.traces:
         np.testing.assert_array_equal(a.traces[name], b.traces[name])
 
 
 def test_exported_script_reproduces_the_target(lava, tmp_path):
-    from snncompile.targets.lava_export import export_lava
+    from snncompile.targets.lava.export import export_lava
 
     torch.manual_seed(2)
     net = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(18, 3))
     q, x = quantized(net, (1, 6, 6), 4, seed=2)
     xs = x[:3]
     K = get_meta(q)["steps"]
-    folder = export_lava(q, tmp_path / "lava", counts=encode_counts(xs, K))
-    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "inputs.npz", "params.npz", "run_lava.py"]
-    script = (folder / "run_lava.py").read_text()
-    assert "import snncompile" not in script and "from snncompile" not in script
-    assert "class TtfsNeuron" in script and "class VarModelFinder" in script
+    folder = export_lava(q, tmp_path / "lava", counts=ttfs_counts(xs, K))
+    assert_runtime_copied(folder)
     done = subprocess.run([sys.executable, str(folder / "run_lava.py")], capture_output=True, text=True,
                           timeout=300, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "sample 2: decision" in done.stdout
     out = np.load(folder / "outputs.npz")
-    run = lava.run(q, xs)
+    run = run_target(lava, q, xs)
     fx = fxsim(q, xs)
     np.testing.assert_array_equal(out["readout_v"], run.raw_logits)
     np.testing.assert_array_equal(out["readout_v"], fx.raw_logits)

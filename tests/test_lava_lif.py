@@ -14,15 +14,17 @@ import nir
 import numpy as np
 import pytest
 import torch
+from conftest import assert_runtime_copied
 
 from snncompile.errors import InvalidModel, TargetUnavailable
 from snncompile.frontends.nir import read_spiking_graph, repair_graph
+from snncompile.ir import get_meta, set_meta
 from snncompile.lif.fixed import read_qlif, simulate_fixed
-from snncompile.lif.quantize import quantize_lif
-from snncompile.nirio import get_meta, set_meta
 from snncompile.profile import load_profile
-from snncompile.targets import get_target
-from snncompile.targets.lava import lif_dirty_starts, lif_plan, lif_schedule
+from snncompile.quantize.lif import quantize_lif
+from snncompile.targets import get_target, run_target
+from snncompile.targets.lava.lif_runtime import lif_dirty_starts, lif_schedule
+from snncompile.targets.lava.plan import lif_plan
 
 PROFILE = load_profile("loihi2")
 A = np.array
@@ -31,7 +33,7 @@ A = np.array
 @pytest.fixture(scope="module")
 def lava():
     pytest.importorskip("lava")
-    from snncompile.targets.lava_compat import require_lava
+    from snncompile.targets.lava.compat import require_lava
 
     require_lava()
     return get_target("lava")
@@ -150,12 +152,12 @@ def assert_exact(run, q, spikes):
 def test_lif_graphs_need_spikes_and_binary_rasters():
     q = quantized(single(nir.IF(r=A([1.0]), v_threshold=A([2.0]))), T=4)
     target = get_target("lava")
-    with pytest.raises(InvalidModel, match="need spikes"):
-        target.run(q, np.zeros((2, 1)))
+    with pytest.raises(InvalidModel, match="spike rasters"):
+        run_target(target, q)
     with pytest.raises(InvalidModel, match="0 or 1"):
-        target.run(q, None, spikes=np.full((1, 4, 1), 2, np.uint8))
+        run_target(target, q, spikes=np.full((1, 4, 1), 2, np.uint8))
     with pytest.raises(InvalidModel, match="shape"):
-        target.run(q, None, spikes=np.zeros((1, 4, 3), np.uint8))
+        run_target(target, q, spikes=np.zeros((1, 4, 3), np.uint8))
 
 
 def test_plan_names_what_stock_lava_cannot_run():
@@ -179,7 +181,7 @@ def test_missing_lava_raises_target_unavailable(monkeypatch):
         monkeypatch.delitem(sys.modules, mod)
     monkeypatch.setitem(sys.modules, "lava", None)
     with pytest.raises(TargetUnavailable, match="lava-nc==0.10.0"):
-        target.run(q, None, spikes=np.zeros((1, 4, 1), np.uint8))
+        run_target(target, q, spikes=np.zeros((1, 4, 1), np.uint8))
 
 
 def test_dirty_starts_look_at_the_last_delay_steps_of_each_period():
@@ -200,7 +202,7 @@ def test_norse_lif_chain_back_to_back_is_bit_exact(lava):
     """(a) A norse export, several samples back to back in one network: every v, every spike."""
     q = quantized(norse_chain())
     x = raster(6, 20, (8,), seed=2)
-    run = lava.run(q, None, PROFILE, spikes=x)
+    run = run_target(lava, q, profile=PROFILE, spikes=x)
     assert_exact(run, q, x)
     info = run.info
     assert info["builds"] == 1 and info["rerun_samples"] == 0 and not info["quench"]  # falls silent by itself
@@ -225,7 +227,7 @@ def test_conv_input_runs_as_sparse_and_is_bit_exact(lava):
              ("lif2", "output")]
     q = quantized(read_spiking_graph(nir_graph(nodes, edges)), T=10)
     x = raster(3, 10, (1, 8, 8), seed=3)
-    run = lava.run(q, None, spikes=x)
+    run = run_target(lava, q, spikes=x)
     assert run.info["connections"] == {"lif1_from_input": "Sparse", "lif2_from_lif1": "Dense"}
     assert_exact(run, q, x)
     assert all(la.spikes.sum() > 0 for la in run.layers)
@@ -238,7 +240,7 @@ def test_reset_timing_is_analytic(lava):
     edit(q, "pop_from_input", weight=[[100]], weight_exp=0)
     x = np.zeros((2, 4, 1), np.uint8)
     x[0, 0, 0] = 1
-    run = lava.run(q, None, spikes=x)
+    run = run_target(lava, q, spikes=x)
     assert_exact(run, q, x)
     assert run.traces["pop"][0, :, 0].tolist() == [0] + [100 << 6] * 4
     assert run.traces["pop"][1].sum() == 0
@@ -251,7 +253,7 @@ def test_cuba_lif_with_bias_and_if_readout(lava, delay):
     q = quantized(cuba_if_graph(delay), T=15)
     assert get_meta(q)["bias_source"] and np.any(q.nodes["cuba"].v_leak != 0)
     x = raster(6, 15, (6,), seed=5)
-    run = lava.run(q, None, spikes=x)
+    run = run_target(lava, q, spikes=x)
     assert_exact(run, q, x)
     assert run.info["quench"] and run.info["rerun_samples"] == 0 and run.info["builds"] == 1
     assert run.info["connections"]["if_from_cuba"] == ("DelayDense" if delay else "Dense")
@@ -263,7 +265,7 @@ def test_unquiet_boundaries_are_detected_and_rerun(lava, tmp_path):
     """Without the quench, the biased CubaLIF keeps firing in the gap: what is in flight at a sample
     boundary reaches the next sample's step 1.  The check flags exactly those samples (their traces
     differ from fxsim's); the target reruns them alone and is exact again."""
-    from snncompile.targets.lava import run_lif_chunk
+    from snncompile.targets.lava.lif_runtime import run_lif_chunk
 
     q = quantized(cuba_if_graph(), T=15)
     x = raster(4, 15, (6,), seed=6)
@@ -277,7 +279,7 @@ def test_unquiet_boundaries_are_detected_and_rerun(lava, tmp_path):
     same = [all(np.array_equal(v[k, :T], fx.traces[p["name"]][k]) for p, v in zip(plan["pops"], out["v"]))
             for k in range(4)]
     assert all(same[k] for k in range(4) if not dirty[k]) and not all(same)
-    run = lava.run(q, None, spikes=x, quench=False)
+    run = run_target(lava, q, spikes=x, quench=False)
     assert run.info["rerun_samples"] == int(dirty.sum()) and run.info["builds"] == 1 + int(dirty.sum())
     assert_exact(run, q, x)
 
@@ -287,8 +289,8 @@ def test_plain_lif_one_build_per_sample_gives_the_same_arrays(lava):
     back-to-back LIFReset run: PyLifResetModelBitAcc's step is LIF's plus the reset."""
     q = quantized(cuba_if_graph(), T=15)
     x = raster(3, 15, (6,), seed=9)
-    a = lava.run(q, None, spikes=x)
-    b = lava.run(q, None, spikes=x, reset="rebuild")
+    a = run_target(lava, q, spikes=x)
+    b = run_target(lava, q, spikes=x, reset="rebuild")
     assert b.info["builds"] == 3 and b.info["reset"] == "rebuild"
     assert_exact(b, q, x)
     for name in a.traces:
@@ -307,7 +309,7 @@ def test_wraps_saturations_and_off_grid_weights_are_bit_exact(lava):
     fx = simulate_fixed(read_qlif(q), x)
     hidden = get_meta(q.nodes[first])["dst"]
     assert fx.wraps[hidden].sum() > 0 and fx.sats[hidden].sum() > 0
-    run = lava.run(q, None, spikes=x)
+    run = run_target(lava, q, spikes=x)
     assert_exact(run, q, x)
 
 
@@ -317,7 +319,7 @@ def test_recurrent_lif_with_li_readout(lava, delay):
     non-spiking LI population: logits are the mean v times v_lsb, as simulate_fixed's scores."""
     q = quantized(recurrent_graph(delay), T=15)
     x = raster(5, 15, (5,), seed=7)
-    run = lava.run(q, None, spikes=x)
+    run = run_target(lava, q, spikes=x)
     assert_exact(run, q, x)
     assert run.info["connections"]["lif_from_lif"] == ("DelayDense" if delay else "Dense")
     assert run.info["quench"]  # recurrence: quenched gap
@@ -328,8 +330,8 @@ def test_recurrent_lif_with_li_readout(lava, delay):
 def test_monitor_recorder_agrees_with_file_recorder(lava):
     q = quantized(norse_chain(seed=2))
     x = raster(2, 20, (8,), seed=4)
-    a = lava.run(q, None, spikes=x)
-    b = lava.run(q, None, spikes=x, recorder="monitor")
+    a = run_target(lava, q, spikes=x)
+    b = run_target(lava, q, spikes=x, recorder="monitor")
     assert b.info["recorder"] == "monitor" and b.info["bit_exact_with_fxsim"]
     for name in a.traces:
         np.testing.assert_array_equal(a.traces[name], b.traces[name])
@@ -338,15 +340,13 @@ def test_monitor_recorder_agrees_with_file_recorder(lava):
 def test_exported_script_reproduces_the_spikes(lava, tmp_path):
     """(e) run_lava.py (lava-nc + numpy + scipy only) in a subprocess: every population's spikes and
     v at every step equal fxsim's."""
-    from snncompile.targets.lava_export import export_lava
+    from snncompile.targets.lava.export import export_lava
 
     q = quantized(cuba_if_graph(3), T=15)
     x = raster(3, 15, (6,), seed=8)
     folder = export_lava(q, tmp_path / "lava", spikes=x)
-    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "inputs.npz", "params.npz", "run_lava.py"]
-    script = (folder / "run_lava.py").read_text()
-    assert "import snncompile" not in script and "from snncompile" not in script
-    assert "LIFReset" in script and "class VarModelFinder" in script and "DelayDense" in script
+    assert_runtime_copied(folder)
+    assert "DelayDense" in (folder / "snnrt/targets/lava/lif_runtime.py").read_text()
     assert "quantized LIF network" in (folder / "README.md").read_text()
     done = subprocess.run([sys.executable, str(folder / "run_lava.py")], capture_output=True, text=True,
                           timeout=300, cwd=tmp_path)
@@ -400,7 +400,7 @@ def test_saturated_non_spiking_readout_fires_as_in_lava(lava):
     q = quantized(single(nir.I(r=A([1.0]))), T=6)
     edit(q, "pop_from_input", weight=[[254]], weight_exp=7)
     x = np.ones((1, 6, 1), np.uint8)
-    run = lava.run(q, None, spikes=x)
+    run = run_target(lava, q, spikes=x)
     assert run.info["bit_exact_with_fxsim"], run.info["first_mismatch"]
     fx = simulate_fixed(read_qlif(q), x, record=True)
     assert fx.traces["pop"][0, :, 0].tolist() == [0, 2080768, 4161536, 6242304, 8323072, 0, 2080768]
@@ -415,6 +415,6 @@ def test_int32_overflow_of_large_activations_as_in_lava(lava):
     q = quantized(single(nir.IF(r=A([1.0]), v_threshold=A([1.0])), n_in=n), T=2)
     edit(q, "pop_from_input", weight=np.full((1, n), 254), weight_exp=7)
     x = np.ones((1, 2, n), np.uint8)
-    run = lava.run(q, None, spikes=x)
+    run = run_target(lava, q, spikes=x)
     assert run.info["bit_exact_with_fxsim"], run.info["first_mismatch"]
     assert run.traces["pop"][0, 1, 0] == -(2 ** 23 - 1)

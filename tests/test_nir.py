@@ -11,12 +11,13 @@ from conftest import cnn
 
 from snncompile.errors import InvalidModel, UnsupportedOperator
 from snncompile.frontends.nir import read_spiking_graph
+from snncompile.ir import get_meta, read_nir, write_nir
 from snncompile.lif.fixed import read_qlif, simulate_fixed
-from snncompile.lif.quantize import quantize_lif
 from snncompile.lif.reference import simulate
-from snncompile.nirio import get_meta, read_nir, write_nir
 from snncompile.profile import load_profile
+from snncompile.quantize.lif import quantize_lif
 from snncompile.quantize.ttfs import quantize_ttfs
+from snncompile.targets import run_target
 from snncompile.ttfs.convert import convert
 
 A = np.array
@@ -203,7 +204,7 @@ def test_norse_target_agrees_with_reference():
     from snncompile.targets.norse import NorseTarget
 
     _, g = _norse_model(1)
-    run = NorseTarget().run(g, None, spikes=raster(30, 25, (8,), 0.4), dt=1.0)
+    run = run_target(NorseTarget(), g, spikes=raster(30, 25, (8,), 0.4), dt=1.0)
     assert run.info["summary"]["first_spike_agreement_within_one_step"] >= 0.99
     assert run.info["summary"]["spike_count_agreement"] >= 0.99
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from conftest import cnn, mlp
 
+from snncompile.check import map_layers
 from snncompile.errors import ProfileError, ProfileViolation
-from snncompile.mapping import map_layers
 from snncompile.profile import available_profiles, load_profile
 from snncompile.quantize.ttfs import quantize_ttfs
 from snncompile.ttfs.convert import convert

@@ -13,11 +13,12 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from snncompile.arith import weight_grid
+from snncompile.encode import ttfs_counts
 from snncompile.errors import ProfileError, ProfileViolation
-from snncompile.nirio import get_meta, read_nir, write_nir
+from snncompile.ir import get_meta, read_nir, write_nir
 from snncompile.profile import load_profile
 from snncompile.quantize.fake import fake_quant_weights
-from snncompile.quantize.rounding import encode_counts, quantize_weights, weight_scale
+from snncompile.quantize.rounding import quantize_weights, weight_scale
 from snncompile.quantize.ttfs import quantize_ttfs
 from snncompile.ttfs.convert import convert
 from snncompile.ttfs.graph import parse_ttfs
@@ -38,7 +39,7 @@ def test_weights_stay_on_grid_with_half_step_error(w, bits):
 
 @given(arrays(np.float64, st.integers(1, 50), elements=st.floats(0, 1)), st.integers(1, 64))
 def test_counts_in_range_with_half_step_error(x, K):
-    c = encode_counts(x, K)
+    c = ttfs_counts(x, K)
     assert c.min() >= 0 and c.max() <= K
     assert np.abs(c / K - x).max() <= 0.5 / K + 1e-12
 

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from snncompile.errors import InvalidModel
 from snncompile.frontends.canonical import AnnModel
-from snncompile.nirio import get_meta, read_nir, write_nir
+from snncompile.ir import get_meta, read_nir, write_nir
 from snncompile.ttfs.convert import clipped_ann, convert
 from snncompile.ttfs.graph import parse_ttfs
 from snncompile.ttfs.reference import simulate

@@ -26,7 +26,6 @@ is folded into an affine layer:
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass, field
 
 import torch
@@ -64,7 +63,7 @@ def _pair(v) -> tuple[int, int]:
     return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
 
 
-def _run_layer(lname: str, m: nn.Module, shape: tuple, where: str) -> tuple:
+def run_layer(lname: str, m: nn.Module, shape: tuple, where: str) -> tuple:
     """Run ``m`` on a zeros batch of per-sample ``shape``; return the per-sample output shape."""
     try:
         with torch.no_grad():
@@ -140,7 +139,7 @@ def check_canonical(model: AnnModel, where: str = "") -> None:
                            f"got {model.input_shape!r}")
     for lname, m in zip(model.layer_names, children):
         _check_layer(lname, m, shape, where)
-        shape = _run_layer(lname, m, shape, where)
+        shape = run_layer(lname, m, shape, where)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -286,7 +285,7 @@ def canonicalize(layers: list[tuple[str, nn.Module]], input_shape, name: str = "
                     f"BatchNorm followed by {kind} ({lname!r}): a BatchNorm that does not follow a "
                     "Linear/Conv2d folds only into the next Linear/Conv2d, across Flatten/Dropout/Identity",
                     bn_name, SUPPORTED_MODULES, where)
-        shape = _run_layer(lname, new, shape, where)
+        shape = run_layer(lname, new, shape, where)
         out.append((lname, new))
         last_affine = isinstance(new, AFFINE_TYPES)
     if pending is not None:
@@ -304,39 +303,6 @@ def shape_in(input_shape) -> tuple:
     return tuple(int(d) for d in input_shape)
 
 
-def load_model(source, input_shape=None) -> AnnModel:
-    """Load a ReLU network into canonical form.
-
-    ``source``: a path to a ``.onnx`` file (ONNX frontend), an ``nn.Module`` (torch frontend;
-    ``input_shape`` without the batch dim is then required), or an :class:`AnnModel` (checked
-    and returned).  For ONNX, a given ``input_shape`` must match the file's input.
-    """
-    if isinstance(source, AnnModel):
-        check_canonical(source)
-        return source
-    if isinstance(source, nn.Module):
-        if input_shape is None:
-            raise InvalidModel(f"an nn.Module ({type(source).__name__}) needs input_shape "
-                               "(per sample, without the batch dim, e.g. (784,) or (1, 28, 28))")
-        from .torch import from_torch
-
-        return from_torch(source, input_shape)
-    if not isinstance(source, (str, os.PathLike)):
-        raise InvalidModel(f"cannot load a model from a {type(source).__name__}; "
-                           "give a .onnx path or an nn.Module")
-    path = os.fspath(source)
-    if not path.lower().endswith(".onnx"):
-        raise InvalidModel(f"model file '{path}': unknown format (supported: .onnx files, or an "
-                           "nn.Module from Python)")
-    if not os.path.isfile(path):
-        raise InvalidModel(f"model file '{path}' not found")
-    from .onnx import from_onnx
-
-    model = from_onnx(path)
-    if input_shape is not None and shape_in(input_shape) != model.input_shape:
-        raise InvalidModel(f"model file '{path}' takes input {model.input_shape}, "
-                           f"not the given input_shape {shape_in(input_shape)}")
-    return model
 
 
 def n_outputs(model: AnnModel) -> int:

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from ..errors import InvalidModel, UnsupportedOperator
-from ..nirio import get_meta
+from ..ir import get_meta
 from ..nirops import LINEAR_NODES, apply_chain
 
 NEURON_KINDS = {nir.LIF: "LIF", nir.CubaLIF: "CubaLIF", nir.IF: "IF", nir.LI: "LI", nir.CubaLI: "CubaLI",

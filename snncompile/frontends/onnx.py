@@ -33,7 +33,7 @@ from onnx import helper, numpy_helper
 from torch import nn
 
 from ..errors import InvalidModel, UnsupportedOperator
-from .canonical import AnnModel, _run_layer, canonicalize, check_canonical
+from .canonical import AnnModel, canonicalize, check_canonical, run_layer
 
 SUPPORTED_OPS = ["Gemm", "MatMul", "Add", "Conv", "Relu", "Flatten", "Reshape", "AveragePool", "MaxPool",
                  "BatchNormalization", "Identity", "Dropout"]
@@ -378,7 +378,7 @@ def from_onnx(path) -> AnnModel:
             shapes[node.output[0]] = shape
             continue
         layer = _layer(gr, i, shape, shapes)
-        shapes[node.output[0]] = _run_layer(nm, layer, shape, path)
+        shapes[node.output[0]] = run_layer(nm, layer, shape, path)
         layers.append((nm, layer))
         prev_affine = layer if isinstance(layer, (nn.Linear, nn.Conv2d)) else None
     name = os.path.splitext(os.path.basename(path))[0]

@@ -1,2 +1,3 @@
 """Spiking networks of LIF-family neurons (foreign NIR graphs, eRBP output): the float
-discrete-time reference, the mapping to Loihi's stock LIF, and its bit-accurate simulation."""
+discrete-time reference (reference.py) and fxsim's bit-accurate simulation (fixed.py); the neuron
+equations are in snncompile.neurons.lif, the quantizer in snncompile.quantize.lif."""

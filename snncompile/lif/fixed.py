@@ -1,20 +1,10 @@
-"""Bit-accurate simulation of a quantized LIF graph: Lava's PyLifModelBitAcc and
-PyDenseModelBitAcc rules (DESIGN.md section 8), vectorized over samples.
+"""fxsim for quantized LIF graphs: Lava's PyLifModelBitAcc and PyDenseModelBitAcc rules
+(:func:`snncompile.neurons.lif.loihi_step`), vectorized over samples.
 
-Per step t and population p (all populations read the previous steps' spikes):
-
-    a   = sum_c Dense_c(x_src(t - d_c))          Dense: (W s) << e, or >> -e (floor)
-    u   = wrap(trunc0(u * (4096 - (du + 1)) >> 12) + (a << 6))        24-bit, single pass
-    v   = sat(trunc0(v * (4096 - dv) >> 12) + u + bias)               saturates
-    s   = v > vth_mant << 6;  v[s] = 0
-
-As in Lava, the activation arrives through an int32 port and ``a << 6`` and its sum with the
-decayed u are int32 operations (they wrap past 2**31 before the 24-bit wrap), and a
-"non-spiking" population is an LIF whose threshold is the largest mantissa: it fires (and
-resets) only if v saturates above (2**17 - 1) << 6, which the quantizer's headroom prevents.
-
-Input spikes emitted at step t (raster column t - 1) and the always-on bias source reach their
-targets at t + 1.
+Per step t every population reads the previous steps' spikes through its connections,
+a = sum_c Dense_c(x_src(t - d_c)) with Dense = (W s) << e, or >> -e (floor), then takes one
+integer step.  Input spikes emitted at step t (raster column t - 1) and the always-on bias
+source reach their targets at t + 1.
 """
 
 from __future__ import annotations
@@ -24,22 +14,27 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..arith import clip_truncate, decay, saturate, shift_exp, wrap, wrap32
+from ..arith import clip_truncate, shift_exp
 from ..errors import InvalidModel
-from ..nirio import get_meta
-from .quantize import FORMAT_Q
+from ..ir import get_meta
+from ..neurons.lif import LifParams, loihi_step, readout_scores
+from ..quantize.lif import FORMAT_Q
 
 
 @dataclass
 class QPop:
     name: str
-    spiking: bool
     neurons: int
-    du: int
-    dv: int
-    theta: int
+    params: LifParams
     bias: np.ndarray
-    v_lsb: float
+
+    @property
+    def spiking(self) -> bool:
+        return self.params.spiking
+
+    @property
+    def v_lsb(self) -> float:
+        return self.params.v_lsb
 
 
 @dataclass
@@ -68,9 +63,8 @@ def read_qlif(graph) -> QNet:
     pops, conns = {}, []
     for name in meta["populations"]:
         node, m = graph.nodes[name], get_meta(graph.nodes[name])
-        theta = int(m["vth_mant"]) << int(meta["vth_shift"])  # non-spiking: the largest mantissa
-        pops[name] = QPop(name, bool(m["spiking"]), int(np.size(node.v_leak)), int(m["du"]), int(m["dv"]), theta,
-                          np.asarray(node.v_leak, dtype=np.float64).astype(np.int64), float(m["v_lsb"]))
+        pops[name] = QPop(name, int(np.size(node.v_leak)), LifParams.from_meta(m),
+                          np.asarray(node.v_leak, dtype=np.float64).astype(np.int64))
     for name in meta["connections"]:
         node, m = graph.nodes[name], get_meta(graph.nodes[name])
         w = clip_truncate(np.asarray(node.weight), int(meta["weight_bits"]), int(meta["full_weight_bits"]),
@@ -111,6 +105,7 @@ def simulate_fixed(qnet: QNet, raster: np.ndarray, t_total: int | None = None, r
 def _run(qnet: QNet, raster: np.ndarray, T: int, record: bool) -> QResult:
     meta = qnet.meta
     bits, shift, dbits = int(meta["state_bits"]), int(meta["act_shift"]), int(meta["decay_bits"])
+    vth_shift = int(meta["vth_shift"])
     N, T_in = raster.shape[0], raster.shape[1]
     flat_in = raster.reshape(N, T_in, -1)
     u = {k: np.zeros((N, p.neurons), np.int64) for k, p in qnet.pops.items()}
@@ -141,11 +136,8 @@ def _run(qnet: QNet, raster: np.ndarray, T: int, record: bool) -> QResult:
                     continue
                 acc = (torch.as_tensor(x, dtype=c.weight.dtype) @ c.weight).numpy().astype(np.int64)
                 a += shift_exp(acc, c.exp)
-            shifted = wrap32(wrap32(a) << shift)  # int32 port, int32 shift
-            uu = wrap(wrap32(decay(u[name], p.du, dbits, offset=1) + shifted), bits, wraps[name])
-            vv = saturate(decay(v[name], p.dv, dbits, offset=0) + uu + p.bias[None, :], bits, sats[name])
-            s = vv > p.theta
-            vv = np.where(s, 0, vv)
+            uu, vv, s = loihi_step(u[name], v[name], a, p.params, p.bias[None, :], bits, shift, dbits, vth_shift,
+                                   wraps[name], sats[name])
             u[name], v[name] = uu, vv
             new[name] = s
             counts[name] += s
@@ -158,5 +150,5 @@ def _run(qnet: QNet, raster: np.ndarray, T: int, record: bool) -> QResult:
             hist[name].append(new[name])
         if not ro.spiking:
             vsum += v[qnet.readout]
-    scores = counts[qnet.readout].astype(np.float64) if ro.spiking else vsum * ro.v_lsb / T
+    _, scores = readout_scores(ro.spiking, counts[qnet.readout], vsum, ro.v_lsb, T)
     return QResult(scores, counts, first, wraps, sats, T, traces, spk)

@@ -7,18 +7,11 @@ Time step dt; steps t = 1..T.  Population p receives the synaptic charge
 over its incoming connections c (linear chain L_c without bias, bias b_c, delay d_c >= 1),
 where x_src is the source's spikes (0/1) or, for a non-spiking source (LI, CubaLI, I), its
 potential times dt (a current integrated over the step).  Input spikes "emitted at step t"
-(t = 1..T_in) reach the first populations at t + 1.  NIR's spikes are Dirac deltas, so a spike
-through weight w makes a jump, exactly (forward Euler for the leaks):
-
-    LIF      v <- v (1 - dt/tau) + (dt/tau) v_leak + (r/tau) q
-    CubaLIF  I <- I (1 - dt/tau_syn) + (w_in/tau_syn) q;  v <- v (1 - dt/tau_mem) + (dt/tau_mem)(v_leak + r I)
-    IF       v <- v + r q
-    LI, CubaLI, I: as LIF, CubaLIF, IF without spiking;   Threshold: v <- q / dt (memoryless)
-    spiking: s = v > v_threshold (strict); v <- v_reset where s.
-
-At dt = 1 these updates are exactly norse's (LIFBox, and CubaLIF as norse's from_nir builds it
-with v_leak = 0).  The readout is the spike count of the population feeding the Output node
-(argmax; ties go to the lowest index) or, for a non-spiking one, the mean of its potential.
+(t = 1..T_in) reach the first populations at t + 1.  Each population then takes one
+:func:`snncompile.neurons.lif.float_step` (the equations are there).  At dt = 1 these updates
+are exactly norse's (LIFBox, and CubaLIF as norse's from_nir builds it with v_leak = 0).  The
+readout is the spike count of the population feeding the Output node (argmax; ties go to the
+lowest index) or, for a non-spiking one, the mean of its potential.
 
 An Affine bias is a current from an always-on input: it crosses the synapse like a spike, so it
 acts from step 1 + delay; a neuron's own v_leak drive acts from step 1 (Loihi's bias register).  Frameworks
@@ -35,6 +28,7 @@ import numpy as np
 import torch
 
 from ..frontends.nir import SpikingNet
+from ..neurons.lif import float_step
 from ..nirops import apply_chain
 
 
@@ -115,7 +109,7 @@ def _simulate_batch(net: SpikingNet, spikes: np.ndarray, T: int, record: bool, a
                     if c.bias is not None and t - c.delay >= 1 and t > start.get(name, 0):
                         q += dt * torch.as_tensor(c.bias, dtype=torch.float64)
                 drive = t > start.get(name, 0)
-                outs[name] = _step(p.kind, state[name], consts[name], q, dt, drive)
+                outs[name] = float_step(p.kind, state[name], consts[name], q, dt, drive)
                 pk = peaks[name]
                 pk["q"] = torch.maximum(pk["q"], q.abs().amax(0))
                 pk["i"] = torch.maximum(pk["i"], state[name]["i"].abs().amax(0))
@@ -136,29 +130,3 @@ def _simulate_batch(net: SpikingNet, spikes: np.ndarray, T: int, record: bool, a
                      {k: v.numpy() for k, v in first.items()}, T,
                      {k: torch.stack(v, 1).numpy() for k, v in traces.items()} if record else None,
                      {k: {q: t.numpy() for q, t in d.items()} for k, d in peaks.items()})
-
-
-def _step(kind: str, st: dict, c: dict, q: torch.Tensor, dt: float, drive: bool = True) -> torch.Tensor:
-    """One step of one population; returns its output (spikes, or potential for non-spiking kinds)."""
-    v = st["v"]
-    leak = c.get("v_leak", 0.0) if drive else 0.0
-    if kind in ("LIF", "LI"):
-        v = v * (1 - dt / c["tau"]) + (dt / c["tau"]) * leak + (c["r"] / c["tau"]) * q
-    elif kind in ("CubaLIF", "CubaLI"):
-        i = st["i"] * (1 - dt / c["tau_syn"]) + (c["w_in"] / c["tau_syn"]) * q
-        st["i"] = i
-        v = v * (1 - dt / c["tau_mem"]) + (dt / c["tau_mem"]) * (leak + c["r"] * i)
-    elif kind in ("IF", "I"):
-        v = v + c["r"] * q
-    elif kind == "Threshold":
-        v = q / dt
-    st["pre"] = v  # potential before the reset (calibration of the state range)
-    if kind in ("LIF", "CubaLIF", "IF", "Threshold"):
-        thr = c["threshold"] if kind == "Threshold" else c["v_threshold"]
-        s = (v > thr).to(torch.float64)
-        if kind != "Threshold":
-            v = torch.where(s > 0, c["v_reset"].expand_as(v), v)
-        st["v"] = v
-        return s
-    st["v"] = v
-    return v

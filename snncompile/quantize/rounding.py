@@ -5,8 +5,7 @@ Weights: a per-layer float scale s and integer mantissas on the profile's grid
 The scale maps the largest |W| of the layer to the largest positive mantissa, so nothing
 is clipped and the rounding error is at most s * step / 2.
 
-Activations: a TTFS activation x in [0, B] is carried as a spike count c in {0..K}
-(K steps per window): c = floor(x / (B/K) + 1/2) clipped to [0, K]; c = 0 is "no spike".
+Activations travel as TTFS spike counts: :func:`snncompile.encode.ttfs_counts`.
 """
 
 from __future__ import annotations
@@ -31,12 +30,6 @@ def quantize_weights(w: np.ndarray, scale: float, bits: int, full_bits: int, sig
     q = np.round(np.asarray(w, dtype=np.float64) / (scale * step)) * step
     clipped = float(np.mean((q < lo) | (q > hi))) if q.size else 0.0
     return np.clip(q, lo, hi).astype(np.int64), clipped
-
-
-def encode_counts(x: np.ndarray, steps: int, window: float = 1.0) -> np.ndarray:
-    """Spike counts c = floor(x * K / window + 1/2) in {0..K} (int64)."""
-    c = np.floor(np.asarray(x, dtype=np.float64) * (steps / window) + 0.5)
-    return np.clip(c, 0, steps).astype(np.int64)
 
 
 def mse_scale(w: np.ndarray, bits: int, full_bits: int, sign_mode: str, candidates: int = 64) -> float:

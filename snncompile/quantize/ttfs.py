@@ -31,14 +31,15 @@ import nir
 import numpy as np
 
 from ..arith import bias_round
+from ..encode import ttfs_counts
 from ..errors import InvalidModel, ProfileViolation
-from ..nirio import get_meta, set_meta
+from ..ir import get_meta, set_meta
 from ..profile import HwProfile
 from ..ttfs.convert import FORMAT
 from ..ttfs.fixed import Arith, FixedLayer, LinearMap, run_layer_closed, run_layer_stepped
 from ..ttfs.graph import parse_ttfs
 from ..ttfs.reference import drive
-from .rounding import encode_counts, layer_scale, quantize_weights
+from .rounding import layer_scale, quantize_weights
 
 FIRST_ARRIVAL = 2  # input spikes are sent at step K - c + 1 and reach the first layer one step later
 
@@ -91,7 +92,7 @@ def quantize_ttfs(graph: nir.NIRGraph, profile: HwProfile, steps: int, x_calib: 
     m = 1 << (nspec.state_bits - 1)
     limit = vmax >> headroom_bits
     bias_max = ((1 << (nspec.bias_mant_bits - 1)) - 1) << ((1 << nspec.bias_exp_bits) - 1)
-    counts = encode_counts(np.asarray(x_calib, dtype=np.float64).reshape((-1, *net.input_shape)), K)
+    counts = ttfs_counts(np.asarray(x_calib, dtype=np.float64).reshape((-1, *net.input_shape)), K)
     delta_prev = 1.0 / K
     arrival = FIRST_ARRIVAL
     nodes = dict(graph.nodes)

@@ -1,21 +1,25 @@
-"""fxsim: our batched bit-accurate fixed-point simulator.
+"""fxsim: our batched bit-accurate fixed-point simulator, for both neuron families.
 
-For TTFS graphs it runs the integer neuron program of :mod:`snncompile.ttfs.fixed` with the
-Loihi Dense rules (one step of delay per layer, weight exponent shifts, 24-bit wrap of u,
-saturation of v), vectorized over samples, and counts spikes, wraps and saturations per
-layer.  It also estimates energy per sample from the profile's per-operation figures.
+TTFS graphs run the integer neuron program of :mod:`snncompile.neurons.ttfs` through
+:mod:`snncompile.ttfs.fixed` (closed form where bounds allow, stepped otherwise); quantized LIF
+graphs run :func:`snncompile.neurons.lif.loihi_step` through :mod:`snncompile.lif.fixed`.  Both
+count spikes, wraps and saturations per population and, given a profile, estimate energy.
+
+Options: ``record`` (every population's integer v and spikes at every step: ``Run.traces``,
+``Run.spikes``), ``mode`` (TTFS: auto | closed | stepped), ``batch_size``, ``progress``,
+``t_total`` (LIF: steps per sample, default T_in + depth).
 """
 
 from __future__ import annotations
+
+import time
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from ..errors import InvalidModel
-from ..quantize.rounding import encode_counts
-from ..ttfs.fixed import arith_of, fixed_layers, run_network
-from ..ttfs.graph import is_ttfs_graph, parse_ttfs
-from .base import LayerRun, Run, decide
+from ..spikes import raster_from_steps
+from .base import LayerRun, Run, RunRequest, Target, decide
 
 
 def energy_estimate(profile, synops: np.ndarray, updates: int, spikes: np.ndarray) -> dict:
@@ -28,32 +32,51 @@ def energy_estimate(profile, synops: np.ndarray, updates: int, spikes: np.ndarra
             "pJ_per_op": {"synop": e.synop_pj, "neuron_update": e.neuron_update_pj, "spike": e.spike_pj}}
 
 
-class FxsimTarget:
+class FxsimTarget(Target):
     name = "fxsim"
+    families = ("ttfs", "lif")
+    kinds = ("quantized",)
 
-    def run(self, graph, inputs: np.ndarray, profile=None, batch_size: int = 2000, mode: str = "auto",
-            record: bool = False, progress: bool = False, **options) -> Run:
-        if not is_ttfs_graph(graph):
-            return self._run_lif(graph, options.get("spikes"), record)
+    def run(self, request: RunRequest) -> Run:
+        self.require(request.family, "quantized")
+        inputs = request.evaluated
+        if inputs.spikes is None:
+            raise InvalidModel("fxsim runs encoded inputs (spike counts or rasters); none were given")
+        t0 = time.perf_counter()
+        if request.family == "ttfs":
+            run = self._run_ttfs(request.graph, np.asarray(inputs.spikes), request.profile, request.options)
+        else:
+            run = self._run_lif(request.graph, np.asarray(inputs.spikes), request.options)
+        run.run_seconds = time.perf_counter() - t0
+        return run
+
+    def _run_ttfs(self, graph, counts_all, profile, opts) -> Run:
+        from ..ttfs.fixed import arith_of, fixed_layers, run_network
+        from ..ttfs.graph import parse_ttfs
+
         net = parse_ttfs(graph)
         layers = fixed_layers(net)
         ar = arith_of(net)
         K, T = int(net.meta["steps"]), int(net.meta["t_total"])
-        x = np.asarray(inputs, dtype=np.float64).reshape((-1, *net.input_shape))
-        if x.size and (x.min() < 0 or x.max() > 1):
-            raise InvalidModel("fxsim inputs must lie in [0, 1] (latency code)")
+        record = bool(opts.get("record"))
+        mode = opts.get("mode", "auto")
+        batch_size = int(opts.get("batch_size") or 2000)
+        counts_all = counts_all.reshape((-1, *net.input_shape))
+        if counts_all.size and (counts_all.min() < 0 or counts_all.max() > K):
+            raise InvalidModel(f"fxsim: TTFS input counts must lie in 0..{K}")
+        N = len(counts_all)
         chunks = []
-        bar = tqdm(range(0, len(x), batch_size), desc="fxsim", disable=not progress, leave=False)
+        bar = tqdm(range(0, N, batch_size), desc="fxsim", disable=not opts.get("progress"), leave=False)
         for i in bar:
-            c = encode_counts(x[i:i + batch_size], K)
-            chunks.append((c, run_network(layers, ar, c, T, mode=mode, record=record)))
-        counts_in = np.concatenate([c for c, _ in chunks])
-        outs = [[o[k] for _, o in chunks] for k in range(len(layers))]
+            c = counts_all[i:i + batch_size]
+            chunks.append(run_network(layers, ar, c, T, mode=mode, record=record))
+        outs = [[o[k] for o in chunks] for k in range(len(layers))]
         cat = np.concatenate
-        lruns, traces = [], {}
-        spikes_total = (counts_in.reshape(len(x), -1) > 0).sum(1).astype(np.float64)
-        synops = np.zeros(len(x))
-        prev_fired = (counts_in.reshape(len(x), -1) > 0).astype(np.float64)
+        lruns, traces, rasters = [], {}, {}
+        fired_in = counts_all.reshape(N, -1) > 0
+        spikes_total = fired_in.sum(1).astype(np.float64)
+        synops = np.zeros(N)
+        prev_fired = fired_in.astype(np.float64)
         for layer, parts in zip(layers, outs):
             synops += prev_fired @ layer.map.fanout().astype(np.float64)
             if record:
@@ -63,35 +86,33 @@ class FxsimTarget:
                 continue
             step = cat([p.spike_step for p in parts])
             fired = step >= 0
+            if record:
+                rasters[layer.name] = raster_from_steps(step, T)
             lruns.append(LayerRun(layer.name, layer.role, layer.neurons, fired.sum(1), step,
                                   cat([p.sats for p in parts]), cat([p.wraps for p in parts])))
             spikes_total += fired.sum(1)
             prev_fired = fired.astype(np.float64)
         ro = layers[-1]
-        ro_sats = cat([p.sats for p in outs[-1]])
-        ro_wraps = cat([p.wraps for p in outs[-1]])
         lsb = float(net.readout.meta.get("v_lsb", 1.0))
-        info = {"steps": K, "t_total": T, "time_unit": "step", "readout_saturations": ro_sats,
-                "readout_wraps": ro_wraps}
+        info = {"steps": K, "t_total": T, "time_unit": "step", "readout": ro.name,
+                "readout_saturations": cat([p.sats for p in outs[-1]]),
+                "readout_wraps": cat([p.wraps for p in outs[-1]])}
         if profile is not None:
             neurons = sum(la.neurons for la in layers)
             info["energy"] = energy_estimate(profile, synops, neurons * T, spikes_total)
-        run = Run(self.name, z * lsb, decide(z), lruns, (counts_in.reshape(len(x), -1) > 0).sum(1),
-                  info=info, raw_logits=z, traces=traces or None)
-        run.info["readout"] = ro.name
-        return run
+        return Run(self.name, z * lsb, decide(z), lruns, fired_in.sum(1), info=info, raw_logits=z,
+                   traces=traces or None, spikes=rasters or None)
 
-    def _run_lif(self, graph, spikes, record: bool) -> Run:
-        """A quantized LIF graph (model.q.nir of a spiking NIR input) on a spike raster ``spikes``."""
+    def _run_lif(self, graph, raster, opts) -> Run:
         from ..lif.fixed import read_qlif, simulate_fixed
 
         qnet = read_qlif(graph)
-        if spikes is None:
-            raise InvalidModel("quantized LIF graphs run on spike rasters: pass spikes=(N, T, *input_shape)")
-        spikes = np.asarray(spikes)
-        res = simulate_fixed(qnet, spikes, record=record)
+        record = bool(opts.get("record"))
+        res = simulate_fixed(qnet, raster, t_total=opts.get("t_total"), record=record)
         layers = [LayerRun(name, "output" if name == qnet.readout else "hidden", p.neurons, res.counts[name].sum(1),
                            res.first_step[name], res.sats[name], res.wraps[name])
                   for name, p in qnet.pops.items() if p.spiking]
-        return Run(self.name, res.scores, decide(res.scores), layers, spikes.reshape(len(spikes), -1).sum(1),
-                   info={"t_total": res.t_total, "time_unit": "step"}, traces=res.traces if record else None)
+        return Run(self.name, res.scores, decide(res.scores), layers,
+                   raster.reshape(len(raster), -1).sum(1).astype(np.int64),
+                   info={"t_total": res.t_total, "time_unit": "step", "readout": qnet.readout},
+                   traces=res.traces if record else None, spikes=res.spikes if record else None)

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from ..errors import TargetUnavailable
-from .base import LayerRun, Run, decide
+from .base import LayerRun, Run, RunRequest, Target, decide
 
 
 def _load(graph: nir.NIRGraph, dt: float):
@@ -71,16 +71,31 @@ def run_norse(graph: nir.NIRGraph, raster: np.ndarray, dt: float, populations: l
     return spikes, torch.stack(outs, 1).numpy()
 
 
-class NorseTarget:
+class NorseTarget(Target):
+    """Float graphs of both families in norse, compared with our reference (``request.reference``).
+    Options: ``dt`` (LIF: the graph's time step; TTFS: the simulation step, default 1/16)."""
+
     name = "norse"
+    families = ("ttfs", "lif")
+    kinds = ("float",)
+    install = "pip install --no-deps norse==1.1.0"
 
-    def run(self, graph, inputs: np.ndarray, profile=None, dt: float | None = None, reference: Run | None = None,
-            spikes: np.ndarray | None = None, **options) -> Run:
-        from ..ttfs.graph import is_ttfs_graph
+    def run(self, request: RunRequest) -> Run:
+        import time
 
-        if is_ttfs_graph(graph):
-            return self._run_ttfs(graph, inputs, dt, reference)
-        return self._run_lif(graph, spikes, dt or 1.0)
+        self.require(request.family, "float")
+        inputs = request.evaluated
+        dt = request.options.get("dt")
+        ref = None if request.reference is None else request.reference.head(len(inputs))
+        t0 = time.perf_counter()
+        if request.family == "ttfs":
+            run = self._run_ttfs(request.graph, inputs.x, dt, ref)
+        else:
+            from ..ir import get_meta
+
+            run = self._run_lif(request.graph, inputs.spikes, float(dt or get_meta(request.graph).get("dt") or 1.0))
+        run.run_seconds = time.perf_counter() - t0
+        return run
 
     def _run_lif(self, graph, spikes, dt) -> Run:
         from ..frontends.nir import read_spiking_graph
@@ -105,7 +120,7 @@ class NorseTarget:
             agree_first += int((ok & both).sum())
             total += int(both.sum())
             agree_count += int((counts == ours.counts[name]).sum())
-            layers.append(LayerRun(name, "hidden", p.neurons, counts.sum(1), first))
+            layers.append(LayerRun(name, "output" if name == net.readout else "hidden", p.neurons, counts.sum(1), first))
         ro = net.readout
         scores = norse_spikes[ro].sum(1) if ro in norse_spikes else np.zeros((len(spikes), 1))
         info = {"summary": {

@@ -77,7 +77,7 @@ from tqdm.auto import tqdm
 from ..arith import weight_grid
 from ..encode import KINDS, encode
 from ..errors import InvalidModel
-from ..nirio import set_meta
+from ..ir import set_meta
 
 FORMAT = "snncompile-lif"
 VARIANT = ("eRBP (Neftci et al. 2017), continuous error: e_k = lowpass_tau_error(s_out_k - target_rate * "

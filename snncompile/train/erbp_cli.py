@@ -43,7 +43,7 @@ def train_erbp_command(data, arch: str, epochs: int, batch_size: int, lr: float 
                        seed: int, output: str) -> dict:
     """Run the whole command; returns the log dict that is also written next to ``output``."""
     from ..data import as_model_input
-    from ..nirio import write_nir
+    from ..ir import write_nir
     from .ann import build_ann, evaluate_ann, parse_arch, train_ann
     from .erbp import erbp_to_nir, evaluate_erbp, train_erbp
 

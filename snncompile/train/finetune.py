@@ -32,11 +32,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from ..encode import ttfs_counts
 from ..errors import InvalidModel
-from ..nirio import get_meta, set_meta
+from ..ir import get_meta, set_meta
 from ..profile import HwProfile
 from ..quantize.fake import fake_quant_counts, fake_quant_weights
-from ..quantize.rounding import encode_counts, layer_scale
+from ..quantize.rounding import layer_scale
 from ..ttfs.graph import parse_ttfs
 
 MODES = ("qat", "hil")
@@ -97,7 +98,7 @@ class TtfsModule(nn.Module):
         """
         K = steps
         if mode in ("qat", "hil"):
-            a = torch.as_tensor(encode_counts(x.detach().numpy(), K), dtype=torch.float64) / K
+            a = torch.as_tensor(ttfs_counts(x.detach().numpy(), K), dtype=torch.float64) / K
         else:
             a = x
         a = a.reshape((len(x), *self.net.input_shape))
@@ -206,20 +207,15 @@ class FinetuneResult:
 
 def _hw_forward(module: TtfsModule, target, profile, steps, x_calib, xb):
     """Quantize the current parameters, run the target on a batch; counts per layer + readout logits."""
+    from ..neurons.ttfs import output_counts
     from ..quantize.ttfs import quantize_ttfs
+    from ..targets.base import run_target
     from ..ttfs.fixed import fixed_layers
 
     q, _ = quantize_ttfs(module.to_graph(), profile, steps, x_calib)
-    run = target.run(q, xb, profile)
+    run = run_target(target, q, xb, profile=profile)
     fl = {layer.name: layer for layer in fixed_layers(parse_ttfs(q))}
-    counts = {}
-    for la in run.layers:
-        L = fl[la.name]
-        step = la.times
-        if la.role == "maxpool":
-            counts[la.name] = np.where(step >= 0, L.arrival + L.steps - step, 0)
-        else:
-            counts[la.name] = np.where(step >= 0, L.t_in_end + L.steps + 1 - step, 0)
+    counts = {la.name: output_counts(fl[la.name].params, la.times) for la in run.layers}
     lsb = float(parse_ttfs(q).readout.meta["v_lsb"])
     return {"counts": counts, "logits": np.asarray(run.raw_logits, dtype=np.float64) * lsb, "run": run, "qgraph": q}
 
@@ -227,13 +223,12 @@ def _hw_forward(module: TtfsModule, target, profile, steps, x_calib, xb):
 def evaluate_on_target(graph, profile, steps, x_calib, x, y, target_name="fxsim"):
     """(accuracy, spikes per hidden neuron) of a float graph quantized and run on a target."""
     from ..quantize.ttfs import quantize_ttfs
-    from ..targets import get_target
+    from ..targets import run_target
+    from ..validate import spikes_per_neuron
 
     q, _ = quantize_ttfs(graph, profile, steps, x_calib)
-    run = get_target(target_name).run(q, x, profile)
-    hidden = [la for la in run.layers if la.role == "hidden"]
-    spn = float(np.mean(sum(la.spikes for la in hidden) / sum(la.neurons for la in hidden))) if hidden else 0.0
-    return float(np.mean(run.decisions == y)), spn
+    run = run_target(target_name, q, x, profile=profile)
+    return float(np.mean(run.decisions == y)), spikes_per_neuron(run, roles=("hidden",))
 
 
 def finetune(graph: nir.NIRGraph, x_train: np.ndarray, y_train: np.ndarray, *, profile: HwProfile, steps: int,

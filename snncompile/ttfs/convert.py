@@ -34,7 +34,7 @@ import torch.nn as nn
 
 from ..errors import InvalidModel
 from ..frontends.canonical import AnnModel
-from ..nirio import set_meta
+from ..ir import set_meta
 from .structure import AFFINE_TYPES, AnnLayer, split_layers
 
 HOLD = 1.0e6  # time constant (in window units) standing for "no leak" in CubaLIF nodes

@@ -1,28 +1,14 @@
-"""The discrete-time, integer TTFS neuron (our Loihi 2 neuron program) and its two evaluators.
+"""fxsim for TTFS graphs: the integer neuron program of :mod:`snncompile.neurons.ttfs` on whole
+populations, batched over samples.
 
-Time is counted in steps t = 1..T of one sample.  A population has integer parameters
-(read from the quantized NIR graph): weight exponent e, slope r, threshold theta, per-neuron
-bias beta (the potential at reset), and the step numbers t_in_end, fire_start, fire_end.
-u and v are ``state_bits`` wide.  Per step, in this order (docs/ttfs_neuron.md):
+A population's input is the Dense output of the previous population's spikes, a = (W s) << e
+(>> -e, floor, for e < 0): exactly Lava's PyDenseModelBitAcc (one step of delay per layer).
+Inputs and hidden activations travel as spike counts c in {0..K}.
 
-    1. if t <= t_in_end:   u = wrap(u + (a << act_shift)); v = sat(v + u)      integrate
-       elif t in fire window: v = sat(v + r)                                   ramp
-    2. if t in fire window: s = (v > theta) and not fired; fired |= s; v[s] = 0   fire once
-
-where a is the Dense output of the previous step's spikes: a = (W @ s) << e (>> -e, floor,
-for e < 0), exactly Lava's PyDenseModelBitAcc (one step of delay per layer).  Inputs and
-hidden activations travel as spike counts c in {0..K}: a population whose earliest input
-(c = K) arrives at step A receives a count-c spike at step A + K - c and integrates it for
-c steps, so v(t_in_end) = beta + sum_j w_j c_j 2**(act_shift + e) (if nothing wraps or
-saturates).  A hidden neuron then fires at ramp step f (step t_in_end + f) with
-f = the first f in 1..K where v + f r > theta, i.e. c_out = K + 1 - f; with
-theta = K r + floor(r / 2) this is c_out = round-half-down(z / r) clipped to [0, K].
-A max-pool population integrates with weights 1 and theta = 0, so it fires on its first
-input: the earliest spike wins.  The readout integrates only; its v at T is the logit vector.
-
-:func:`run_closed_form` evaluates this exactly in O(one matmul) per layer whenever bounds
-prove that no u wraps and no v saturates during integration, and falls back to
-:func:`run_stepped` (the step-by-step program above) for the samples where they don't.
+:func:`run_layer_closed` evaluates a population exactly in O(one matmul) whenever bounds prove
+that no u wraps and no v saturates during integration; :func:`run_layer_stepped` runs
+:func:`snncompile.neurons.ttfs.integer_step` step by step (exact for every input) and serves the
+samples whose bounds cannot rule a wrap out.
 """
 
 from __future__ import annotations
@@ -33,8 +19,9 @@ import nir
 import numpy as np
 import torch
 
-from ..arith import saturate, shift_exp, wrap
+from ..arith import shift_exp
 from ..errors import InvalidModel
+from ..neurons.ttfs import TtfsParams, fire_closed, integer_step, output_counts
 from ..nirops import apply_chain, composite_matrix
 from .graph import TtfsLayer, TtfsNet
 
@@ -148,6 +135,11 @@ class FixedLayer:
         return int(np.prod(self.out_shape))
 
     @property
+    def params(self) -> TtfsParams:
+        return TtfsParams(self.role, self.steps, self.weight_exp, self.slope, self.threshold, self.arrival,
+                          self.t_in_end, self.fire_start, self.fire_end)
+
+    @property
     def map(self) -> LinearMap:
         if self._map is None:
             self._map = LinearMap(self.ops, self.in_shape, self.steps)
@@ -206,17 +198,6 @@ class LayerOut:
     v_trace: np.ndarray | None = None   # (N, T, neurons) when recorded
 
 
-def _fire(layer: FixedLayer, z: np.ndarray, ar: Arith):
-    """Closed-form ramp phase for neurons whose integration ended at z (no saturation before)."""
-    K, r, theta = layer.steps, layer.slope, layer.threshold
-    f = np.where(z > theta, 1, (theta - z) // max(r, 1) + 1) if r > 0 else np.where(z > theta, 1, K + 1)
-    fired = f <= K
-    spike_step = np.where(fired, layer.t_in_end + f, -1)
-    counts = np.where(fired, K + 1 - f, 0)
-    sats = ((z > theta) & (z + r > ar.vmax)).sum(axis=1)
-    return spike_step, counts, sats
-
-
 def run_layer_closed(layer: FixedLayer, counts_in: np.ndarray, ar: Arith, chunk_elems: int = 8_000_000):
     """Closed form for one population; returns (LayerOut, valid (N,)).  Rows where integration
     might wrap u or saturate v are marked invalid and must be re-run with :func:`run_layer_stepped`.
@@ -270,7 +251,7 @@ def run_layer_closed(layer: FixedLayer, counts_in: np.ndarray, ar: Arith, chunk_
     zeros = np.zeros(N, dtype=np.int64)
     if layer.role == "readout":
         return LayerOut(None, np.zeros((N, *layer.out_shape), np.int64), z, zeros, zeros.copy()), valid
-    step, counts, sats = _fire(layer, z, ar)
+    step, counts, sats = fire_closed(layer.params, z, ar.vmax)
     return LayerOut(step, counts.reshape((N, *layer.out_shape)), z, zeros, sats), valid
 
 
@@ -287,9 +268,10 @@ def _signed_node(node, sign: int):
 
 
 def run_layer_stepped(layer: FixedLayer, counts_in: np.ndarray, ar: Arith, t_total: int, record: bool = False):
-    """The neuron program step by step (module docstring); exact for every input."""
+    """The neuron program step by step (:func:`snncompile.neurons.ttfs.integer_step`); exact for every input."""
     N = len(counts_in)
     K, n = layer.steps, layer.neurons
+    p = layer.params
     u = np.zeros((N, n), np.int64)
     v = np.repeat(layer.bias[None, :], N, axis=0).astype(np.int64)
     fired = np.zeros((N, n), bool)
@@ -298,32 +280,20 @@ def run_layer_stepped(layer: FixedLayer, counts_in: np.ndarray, ar: Arith, t_tot
     sats = np.zeros(N, np.int64)
     trace = np.zeros((N, t_total, n), np.int64) if record else None
     levels = layer.map.levels(counts_in, K)  # (N, K, n): Dense sums arriving at steps A .. A+K-1
+    zero = np.zeros((N, n), np.int64)
     z = None
     for t in range(1, t_total + 1):
-        if t <= layer.t_in_end:
-            k = t - layer.arrival
-            if 0 <= k < K:
-                a = shift_exp(levels[:, k], layer.weight_exp)
-                u = wrap(u + (a << ar.act_shift), ar.state_bits, wraps)
-            v = saturate(v + u, ar.state_bits, sats)
-            if t == layer.t_in_end:
-                z = v.copy()
-        elif layer.fire_start <= t <= layer.fire_end:
-            v = saturate(v + layer.slope, ar.state_bits, sats)
-        if layer.role != "readout" and layer.fire_start <= t <= layer.fire_end:
-            s = (v > layer.threshold) & ~fired
-            fired |= s
-            v[s] = 0
-            spike_step[s] = t
+        k = t - layer.arrival
+        a = shift_exp(levels[:, k], layer.weight_exp) if 0 <= k < K else zero
+        u, v, fired, s = integer_step(u, v, fired, a, t, p, ar.state_bits, ar.act_shift, wraps, sats)
+        spike_step[s] = t
+        if t == layer.t_in_end:
+            z = v.copy()
         if record:
             trace[:, t - 1] = v
     if layer.role == "readout":
-        counts = np.zeros((N, *layer.out_shape), np.int64)
-        spike_step = None
-    elif layer.role == "maxpool":
-        counts = np.where(spike_step >= 0, layer.arrival + K - spike_step, 0).reshape((N, *layer.out_shape))
-    else:
-        counts = np.where(spike_step >= 0, layer.t_in_end + K + 1 - spike_step, 0).reshape((N, *layer.out_shape))
+        return LayerOut(None, np.zeros((N, *layer.out_shape), np.int64), z, wraps, sats, trace)
+    counts = output_counts(p, spike_step).reshape((N, *layer.out_shape))
     return LayerOut(spike_step, counts, z, wraps, sats, trace)
 
 

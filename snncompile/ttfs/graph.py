@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from ..errors import InvalidModel
-from ..nirio import get_meta
+from ..ir import get_meta
 from ..nirops import LINEAR_NODES, apply_chain
 from .convert import FORMAT
 

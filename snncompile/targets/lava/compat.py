@@ -12,9 +12,8 @@ the original file name (tracebacks still point at the real file) and executes it
 module, of Lava or not, is left to the normal import system.  Lava is never imported when this
 module is imported; :func:`require_lava` does that, on demand (DESIGN.md section 6).
 
-The source of this module is also embedded verbatim in the standalone script written by
-:mod:`snncompile.targets.lava_export`, so it imports only the standard library (plus the
-snncompile error type, with a fallback).
+The standalone export (:mod:`.export`) carries this module as it is: it imports only the
+standard library and :mod:`snncompile.errors`.
 """
 
 from __future__ import annotations
@@ -25,11 +24,7 @@ import importlib.util
 import re
 import sys
 
-try:  # standalone copies (run_lava.py) have no snncompile
-    from ..errors import TargetUnavailable
-except ImportError:  # pragma: no cover - exercised by the exported script
-    class TargetUnavailable(RuntimeError):
-        """lava-nc is missing."""
+from ...errors import TargetUnavailable
 
 PATCHED_MODULE = "lava.magma.compiler.var_model"
 INSTALL_HINT = ("pip install --no-deps --ignore-requires-python lava-nc==0.10.0 "

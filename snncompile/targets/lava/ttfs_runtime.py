@@ -1,26 +1,11 @@
-"""The TTFS neuron as a Lava Process and its bit-accurate (``fixed_pt``) ProcessModel.
+"""The TTFS neuron as a Lava Process, its bit-accurate (``fixed_pt``) ProcessModel, and the
+network builder.
 
-This is the integer neuron program of ``snncompile/ttfs/fixed.py`` (docs/ttfs_neuron.md),
-written for Lava's Loihi protocol: Loihi 2 runs custom neuron programs as microcode, Lava
-simulates them as a PyLoihiProcessModel.  One population has integer parameters (weight
-exponent e lives in the Dense/Sparse process in front of it): slope r, threshold theta,
-per-neuron bias beta, the step numbers t_in_end, fire_start, fire_end, and the arithmetic
-(``state_bits`` wide u and v, ``act_shift``).  With t the step number inside the current
-sample (1..P), once per step, in this order::
-
-    0. t == 1:                     u = 0; v = beta; fired = False          per-sample reset
-    1. t <= t_in_end:              u = wrap(u + (a << act_shift)); v = sat(v + u)   integrate
-       elif fire_start <= t <= fire_end:   v = sat(v + r)                           ramp
-    2. fire_start <= t <= fire_end: s = (v > theta) & ~fired; fired |= s; v[s] = 0  fire once
-
-``a`` is what arrives on ``a_in`` this step: the Dense/Sparse output of the previous step's
-spikes (one step of delay per connection).  wrap is Lava's single-pass wrap of u
-(u > m: u - 2m; then, if that is <= -m: the ORIGINAL u + 2m; m = 2**(state_bits-1)); sat
-clips v to +-(m - 1).  fxsim updates u only at the steps where inputs may arrive, A .. t_in_end
-(A = arrival), spikes or not; before A, u = 0 and nothing arrives (a = 0), so wrap(u + a) = 0
-here too and the two agree even where a single-pass wrap leaves u outside (-m, m] (an input
-step adding more than 2m).  The readout is the same neuron with an empty fire window
-(fire_start > fire_end).
+The model runs :func:`snncompile.neurons.ttfs.integer_step` (the one integer program; equations
+there) for one population, with t = the step inside the current sample (1..P, restarted every
+period P) and a per-sample reset at t = 1 (u = 0, v = beta, fired = False).  ``a`` is what
+arrives on ``a_in`` this step: the Dense/Sparse output of the previous step's spikes (one step of
+delay per connection).  The readout is the same neuron with an empty fire window.
 
 Recording (optional): with ``record`` = a path prefix and ``record_steps`` = the number of
 steps of the run, the model writes its v (int32) and spikes (int8) after every step into the
@@ -28,18 +13,16 @@ numpy files ``<record>.v.npy`` and ``<record>.s.npy`` (shape (record_steps, neur
 by the caller).  That is one in-process write per step; Lava's Monitor would add one OS
 process per probed Var and returns its data one element per message.
 
-This module is self-contained (numpy and lava only; inside snncompile it first calls
-``lava_compat.require_lava``): the standalone export embeds its source.
+numpy, Lava and :mod:`snncompile.neurons.ttfs` only: the standalone export carries this module.
 """
+
 
 import numpy as np
 
-try:  # inside snncompile: make Lava importable on Python 3.11 first (the standalone script does it itself)
-    from .lava_compat import require_lava as _require_lava
-except ImportError:
-    pass
-else:
-    _require_lava()
+from ...neurons.ttfs import TtfsParams, integer_step
+from .compat import require_lava
+
+require_lava()  # Lava's own imports below need the Python 3.11 fix first
 
 from lava.magma.core.decorator import implements, requires, tag  # noqa: E402
 from lava.magma.core.model.py.model import PyLoihiProcessModel  # noqa: E402
@@ -95,7 +78,7 @@ class TtfsNeuron(AbstractProcess):
 @requires(CPU)
 @tag("fixed_pt")
 class PyTtfsModelFixed(PyLoihiProcessModel):
-    """Bit-accurate model: int64 arithmetic, the wrap / saturation rules of Lava's LIF (inline)."""
+    """Bit-accurate model: :func:`snncompile.neurons.ttfs.integer_step` on int64 arrays."""
 
     a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)
     s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, bool, precision=1)
@@ -123,26 +106,16 @@ class PyTtfsModelFixed(PyLoihiProcessModel):
         a = np.asarray(self.a_in.recv()).astype(np.int64)
         t = int(self.t) % int(self.period) + 1
         self.t = t
-        if t == 1:  # a new sample: every message of the previous one has been consumed (lava.py)
+        if t == 1:  # a new sample: every message of the previous one has been consumed (target.py)
             self.u = np.zeros(self.u.shape, np.int64)
             self.v = np.asarray(self.bias, dtype=np.int64).copy()
             self.fired = np.zeros(self.fired.shape, bool)
-        m = np.int64(1) << (int(self.state_bits) - 1)
-        u = np.asarray(self.u, dtype=np.int64)
-        v = np.asarray(self.v, dtype=np.int64)
-        if t <= self.t_in_end:
-            u = u + (a << int(self.act_shift))
-            first = np.where(u > m, u - 2 * m, u)             # Lava's single-pass wrap
-            u = np.where(first <= -m, u + 2 * m, first)
-            v = np.clip(v + u, -(m - 1), m - 1)                # saturate
-        elif self.fire_start <= t <= self.fire_end:
-            v = np.clip(v + int(self.slope), -(m - 1), m - 1)
-        s = np.zeros(v.shape, bool)
-        if self.fire_start <= t <= self.fire_end:
-            s = (v > int(self.threshold)) & ~self.fired
-            self.fired = self.fired | s
-            v = np.where(s, 0, v)
-        self.u, self.v = u, v
+        p = TtfsParams("hidden", 0, 0, int(self.slope), int(self.threshold), 0, int(self.t_in_end),
+                       int(self.fire_start), int(self.fire_end))
+        u, v, fired, s = integer_step(np.asarray(self.u, dtype=np.int64), np.asarray(self.v, dtype=np.int64),
+                                      np.asarray(self.fired, dtype=bool), a, t, p, int(self.state_bits),
+                                      int(self.act_shift))
+        self.u, self.v, self.fired = u, v, fired
         self.s_out.send(s)
         if self._record:
             self._write(v, s)

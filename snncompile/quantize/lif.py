@@ -30,10 +30,10 @@ import numpy as np
 from ..arith import bias_round, weight_grid
 from ..errors import ProfileViolation, UnsupportedOperator
 from ..frontends.nir import SpikingNet
-from ..nirio import set_meta
+from ..ir import set_meta
+from ..lif.reference import simulate
 from ..nirops import composite_matrix
 from ..profile import HwProfile
-from .reference import simulate
 
 FORMAT_Q = "snncompile-lif-q"
 
@@ -173,7 +173,8 @@ def quantize_lif(net: SpikingNet, profile: HwProfile, calib_spikes: np.ndarray, 
     gmeta = dict(net.meta)
     gmeta.update(format=FORMAT_Q, quantized=True, profile=profile.name, arithmetic=profile.arithmetic, dt=net.dt,
                  state_bits=nspec.state_bits, act_shift=nspec.act_shift, decay_bits=nspec.decay_bits,
-                 vth_shift=nspec.vth_shift, weight_bits=wspec.bits, full_weight_bits=wspec.full_bits,
+                 vth_shift=nspec.vth_shift, bias_mant_bits=nspec.bias_mant_bits,
+                 bias_exp_bits=nspec.bias_exp_bits, weight_bits=wspec.bits, full_weight_bits=wspec.full_bits,
                  sign_mode=wspec.sign_mode, populations=pops_meta, connections=conns_meta, readout=net.readout,
                  readout_kind=net.readout_kind, depth=net.depth, input_shape=list(net.input_shape),
                  bias_source=need_bias_source, headroom_bits=headroom_bits, quantization=table)

@@ -88,3 +88,18 @@ def check_rows(rows: list[dict], profile: HwProfile) -> dict:
         if mp.kernel_max and row["kernel"] > mp.kernel_max:
             raise ProfileViolation(row["layer"], "kernel size", row["kernel"], mp.kernel_max, profile.name)
     return {"style": "layer_per_core", "layers": rows, "cores_used": len(rows)}
+
+
+def lif_mapping(qgraph, profile: HwProfile) -> dict:
+    """Resource rows of a quantized LIF graph (neurons, fan-in, synapses per population), checked."""
+    from .lif.fixed import read_qlif
+
+    qn = read_qlif(qgraph)
+    rows = []
+    for name, p in qn.pops.items():
+        mats = [c.weight.numpy() != 0 for c in qn.conns if c.dst == name]
+        fan_in = int(sum(m.sum(axis=0) for m in mats).max(initial=0)) if mats else 0
+        rows.append({"layer": name, "role": "lif", "neurons": p.neurons, "fan_in": fan_in,
+                     "inputs": int(sum(m.shape[0] for m in mats)), "synapses": int(sum(m.sum() for m in mats)),
+                     "stored_weights": int(sum(m.sum() for m in mats)), "kernel": 0, "neuron_model": "lif"})
+    return check_rows(rows, profile)

@@ -1,0 +1,123 @@
+"""The TTFS neuron (B1 form of Stanojevic et al.): float dynamics and the integer program.
+
+Float (window units; the input window is [0, 1]).  A hidden neuron of layer n with window
+[t_min, t_max], B = t_max - t_min, integrates its inputs until t_min,
+
+    V(t_min) = sum_j W_j (t_min - t_j) + b,        then rises with slope 1,
+
+so it crosses the threshold V = B once, at t = t_min + B - V(t_min) (clipped to t_min from
+below; no spike if t >= t_max): its activation t_max - t = clip(V(t_min), 0, B) is the
+clipped ReLU of the pre-activation.  A max-pool neuron fires at its earliest input; the
+readout never fires and V(t_min) is the logit.  (:func:`float_spike_time`.)
+
+Integer (steps t = 1..T of one sample; u, v are ``state_bits`` wide; a = the Dense output
+of the previous step's spikes, already shifted by the weight exponent).  Per step, in order:
+
+    1. t <= t_in_end:                    u = wrap(u + (a << act_shift)); v = sat(v + u)   integrate
+       elif fire_start <= t <= fire_end: v = sat(v + r)                                   ramp
+    2. fire_start <= t <= fire_end:      s = (v > theta) & ~fired; fired |= s; v[s] = 0   fire once
+
+wrap is Lava's single-pass wrap of u, sat clips v to +-(2**(state_bits-1) - 1)
+(:mod:`snncompile.arith`).  Before the first input arrives (step ``arrival``) u = 0 and a = 0,
+so step 1 changes nothing on u.  Inputs travel as spike counts c in 0..K: a count-c spike
+arrives at step arrival + K - c and is integrated for c steps, so without wraps or saturation
+v(t_in_end) = beta + sum_j w_j c_j 2**(act_shift + e).  A hidden neuron then fires at ramp step
+f (step t_in_end + f) with f the first f in 1..K where v + f r > theta, i.e. count
+c_out = K + 1 - f; theta = K r + floor(r / 2) makes c_out = round-half-down(z / r) clipped to
+[0, K] (:func:`fire_closed`).  The readout is the same program with an empty fire window.
+
+:func:`integer_step` is the only implementation of the integer program: fxsim's stepped mode
+calls it on (samples x neurons) arrays, the Lava process model on one population, and the
+standalone Lava export carries this module.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from ..arith import saturate, wrap
+
+NO_SPIKE = np.inf
+INT_FIELDS = ("weight_exp", "slope", "threshold", "arrival", "t_in_end", "fire_start", "fire_end", "steps")
+
+
+@dataclass(frozen=True)
+class TtfsParams:
+    """One population's integer TTFS parameters (node metadata of model.q.nir; bias per neuron
+    lives in the node's ``v_leak``)."""
+
+    role: str          # hidden | maxpool | readout
+    steps: int         # K
+    weight_exp: int    # e of the Dense in front of the neuron
+    slope: int         # r
+    threshold: int     # theta
+    arrival: int       # step at which a count-K input arrives
+    t_in_end: int
+    fire_start: int
+    fire_end: int
+
+    @classmethod
+    def from_meta(cls, meta: dict, role: str | None = None) -> TtfsParams:
+        """From node metadata; KeyError names the missing field."""
+        return cls(role or meta["role"], *(int(meta[k]) for k in ("steps", "weight_exp", "slope", "threshold",
+                                                                   "arrival", "t_in_end", "fire_start", "fire_end")))
+
+    def to_meta(self) -> dict:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_meta(), sort_keys=True)
+
+    @property
+    def fires(self) -> bool:
+        return self.role != "readout" and self.fire_start <= self.fire_end
+
+
+def float_spike_time(v_tmin: np.ndarray, t_min: float, t_max: float) -> np.ndarray:
+    """Spike time of hidden neurons whose potential at t_min is ``v_tmin`` (window units; inf: none)."""
+    t = np.maximum(t_min + (t_max - t_min) - v_tmin, t_min)
+    return np.where(t < t_max, t, NO_SPIKE)
+
+
+def integer_step(u, v, fired, a, t: int, p: TtfsParams, state_bits: int, act_shift: int,
+                 wraps=None, sats=None):
+    """One step of the integer program (module docstring) on arrays of any shape.
+
+    ``a``: this step's Dense output (int64, same shape as u); ``t``: step within the sample;
+    ``wraps`` / ``sats``: optional (N,) int64 counters, incremented per row.  Returns
+    (u, v, fired, s).
+    """
+    if t <= p.t_in_end:
+        u = wrap(u + (np.asarray(a, dtype=np.int64) << act_shift), state_bits, wraps)
+        v = saturate(v + u, state_bits, sats)
+    elif p.fire_start <= t <= p.fire_end:
+        v = saturate(v + p.slope, state_bits, sats)
+    if p.fires and p.fire_start <= t <= p.fire_end:
+        s = (v > p.threshold) & ~fired
+        fired = fired | s
+        v = np.where(s, 0, v)
+    else:
+        s = np.zeros(np.shape(v), bool)
+    return u, v, fired, s
+
+
+def fire_closed(p: TtfsParams, z: np.ndarray, vmax: int):
+    """Ramp phase in closed form for neurons whose integration ended at v = z (no saturation
+    during integration).  Returns (spike step or -1, output count, saturation events per row)."""
+    K, r, theta = p.steps, p.slope, p.threshold
+    f = np.where(z > theta, 1, (theta - z) // max(r, 1) + 1) if r > 0 else np.where(z > theta, 1, K + 1)
+    fired = f <= K
+    spike_step = np.where(fired, p.t_in_end + f, -1)
+    counts = np.where(fired, K + 1 - f, 0)
+    sats = ((z > theta) & (z + r > vmax)).sum(axis=1)
+    return spike_step, counts, sats
+
+
+def output_counts(p: TtfsParams, spike_step: np.ndarray) -> np.ndarray:
+    """Spike step -> the count the next population reads (max-pool: passes its input's count on)."""
+    base = p.arrival + p.steps if p.role == "maxpool" else p.t_in_end + p.steps + 1
+    return np.where(spike_step >= 0, base - spike_step, 0)
+

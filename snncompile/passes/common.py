@@ -1,0 +1,84 @@
+"""Passes shared by both families: load the source, run the targets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InvalidModel, SnnCompileError
+from .build import Build
+
+RUN_INFO_KEYS = ("energy", "bit_exact_with_fxsim", "first_mismatch", "seconds", "sample_period")
+
+
+def load(build: Build) -> None:
+    """ONNX path, NIR path or nn.Module -> the ANN or the NIR graph, its family, and the dataset."""
+    from ..data import load_dataset
+    from ..targets.base import REGISTRY
+
+    opts = build.opts
+    for t in opts.targets:
+        if t not in REGISTRY:
+            raise SnnCompileError(f"unknown target {t!r}; available: {', '.join(REGISTRY)}")
+    source = build.source
+    build.src = str(source) if isinstance(source, (str, Path)) else "module"
+    if isinstance(source, (str, Path)) and str(source).endswith(".nir"):
+        from ..ir import read_nir
+        from ..ttfs.graph import is_ttfs_graph
+
+        graph = read_nir(source, type_check=False)
+        build.family = "ttfs" if is_ttfs_graph(graph) else "lif"
+        build.graph = graph
+    else:
+        from ..frontends import load_model
+
+        build.ann = load_model(source)
+        build.family = "ttfs"
+    build.data = load_dataset(opts.dataset)
+
+
+def evaluated(build: Build, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``--samples`` test samples and their labels."""
+    n = len(x) if build.opts.samples is None else min(build.opts.samples, len(x))
+    return x[:n], np.asarray(build.data.y_test[:n])
+
+
+def run_targets(build: Build) -> None:
+    """Run the float reference (when there is a float graph) and every requested target, each on
+    the graph of the kind it declares; summarize each run into the report."""
+    from ..targets.base import RunRequest, get_target
+    from ..validate import summarize
+
+    opts, fam = build.opts, build.family
+    options = {"progress": opts.progress, "dt": build.dt}
+    ref = None
+    if build.graph is not None:
+        ref = get_target("reference").run(RunRequest(build.graph, fam, build.profile, build.inputs, options=options))
+        build.runs["reference"] = ref
+        build.report["reference"] = summarize(ref, build.y, build.ann_decisions)
+        build.report["reference"]["run_seconds"] = ref.run_seconds
+    for name in opts.targets:
+        if name == "reference":
+            continue
+        target = get_target(name)
+        kind = "quantized" if "quantized" in target.kinds else "float"
+        graph = build.qgraph if kind == "quantized" else build.graph
+        if graph is None:
+            raise InvalidModel(f"target {name!r} runs the float model.nir; {build.src} is a quantized graph "
+                               "(use a fixed-point target such as fxsim)")
+        target.require(fam, kind)
+        samples = opts.vendor_samples if target.checks_fxsim else None
+        run = target.run(RunRequest(graph, fam, build.profile, build.inputs, samples, options, reference=ref))
+        k = run.samples
+        ann = None if build.ann_decisions is None else build.ann_decisions[:k]
+        summ = summarize(run, build.y[:k], ann, None if ref is None else ref.head(k))
+        summ["run_seconds"] = run.run_seconds
+        summ.update({key: run.info[key] for key in RUN_INFO_KEYS if key in run.info})
+        summ.update(run.info.get("summary", {}))
+        if kind == "quantized":
+            summ.update(quantization=build.quantization, mapping=build.mapping)
+        if target.checks_fxsim and "fxsim" in build.runs:
+            summ["fxsim_accuracy_same_samples"] = float(np.mean(build.runs["fxsim"].decisions[:k] == build.y[:k]))
+        build.runs[name] = run
+        build.report.setdefault("targets", {})[name] = summ

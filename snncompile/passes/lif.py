@@ -1,0 +1,119 @@
+"""The LIF family's passes: spiking NIR graphs (norse / snnTorch / sinabs / rockpool exports,
+eRBP-trained networks)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..data import as_model_input
+from ..errors import InvalidModel, ProfileViolation
+from .build import Build
+from .common import evaluated
+
+DEFAULT_STEPS = 32
+DEFAULT_CALIB_SAMPLES = 200
+TTFS_ONLY = ("steps", "zeta", "weight_scale")
+FXSIM_ARITHMETICS = ("loihi", "ideal")
+
+
+def check_options(build: Build) -> None:
+    """Options that only TTFS networks use are errors here."""
+    opts = build.opts
+    for key in TTFS_ONLY:
+        if getattr(opts, key) is not None:
+            raise InvalidModel(f"--{key.replace('_', '-')} applies to TTFS networks; {build.src} is a spiking (LIF) "
+                               "NIR graph (use --sim-steps for the input length)")
+    if opts.sweep_bits or opts.sweep_steps:
+        raise InvalidModel(f"--sweep-bits/--sweep-steps sweep TTFS networks; {build.src} is a spiking (LIF) NIR graph")
+    if opts.bits is not None and not build.needs_quantized:
+        raise InvalidModel("--bits sets the quantized weights: add a fixed-point target (e.g. --target fxsim)")
+
+
+def convert(build: Build) -> None:
+    """Repair a foreign export (scalar parameters, missing types) and read its populations at dt."""
+    from ..frontends.nir import read_spiking_graph, repair_graph
+    from ..ir import get_meta
+
+    build.dt = build.opts.dt or float(get_meta(build.graph).get("dt", 1.0) or 1.0)
+    build.graph = repair_graph(build.graph, build.dt)
+    net = build.net = read_spiking_graph(build.graph, build.dt)
+    build.input_shape = tuple(net.input_shape)
+    n_out = net.populations[net.readout].neurons
+    if n_out < build.data.n_classes:
+        raise InvalidModel(f"the readout {net.readout!r} has {n_out} neurons but dataset {build.data.name!r} has "
+                           f"{build.data.n_classes} classes")
+    kind, steps = encoding_of(build)
+    build.report.update(model={
+        "name": Path(build.src).stem, "source": build.src, "input_shape": list(net.input_shape), "kind": "lif",
+        "dt": build.dt, "encoding": {"type": kind, "steps": steps}, "readout": net.readout_kind,
+        "populations": {k: {"kind": p.kind, "neurons": p.neurons} for k, p in net.populations.items()}},
+        dataset={}, targets={})
+    if net.meta.get("trained_by"):
+        build.report["model"]["trained_by"] = net.meta.get("trained_by")
+
+
+def encoding_of(build: Build) -> tuple[str, int]:
+    """The input code and its length: the options, else the graph's recorded encoder, else regular/32."""
+    enc = build.net.meta.get("encoding")
+    enc = enc if isinstance(enc, dict) else {}
+    kind = build.opts.encoding or enc.get("type") or "regular"
+    return kind, int(build.opts.sim_steps or enc.get("steps") or DEFAULT_STEPS)
+
+
+def encode(build: Build) -> None:
+    from ..encode import encode as encode_spikes
+    from ..targets.base import Inputs
+
+    x, build.y = evaluated(build, as_model_input(np.asarray(build.data.x_test), build.input_shape, build.data.name))
+    kind, steps = encoding_of(build)
+    build.inputs = Inputs(x, kind, encode_spikes(x, steps, kind, build.opts.seed), steps)
+    data = build.data
+    build.report["dataset"] = {"name": data.name, "split": "test", "samples": int(len(x)),
+                               "description": data.description}
+
+
+def quantize(build: Build) -> None:
+    from ..encode import encode as encode_spikes
+    from ..profile import load_profile
+    from ..quantize.lif import quantize_lif
+
+    opts = build.opts
+    if not build.needs_quantized:
+        return
+    profile = build.profile = load_profile(opts.profile or "loihi2").with_weight_bits(opts.bits)
+    net = build.net
+    if "lif" not in profile.neuron_models:
+        raise ProfileViolation(net.readout, "neuron model", "lif", " or ".join(profile.neuron_models), profile.name)
+    if profile.arithmetic not in FXSIM_ARITHMETICS:
+        raise ProfileViolation(net.readout, "arithmetic", profile.arithmetic,
+                               " or ".join(FXSIM_ARITHMETICS) + " (fxsim implements Lava's LIF rules)", profile.name)
+    kind, steps = encoding_of(build)
+    x_cal = as_model_input(np.asarray(build.data.x_train[: opts.calib_samples or DEFAULT_CALIB_SAMPLES]),
+                           net.input_shape, build.data.name)
+    build.qgraph, build.quantization = quantize_lif(net, profile, encode_spikes(x_cal, steps, kind, opts.seed),
+                                                    opts.headroom_bits)
+    build.report["profile"] = {"name": profile.name, "title": profile.title, "weight_bits": profile.weights.bits,
+                               "arithmetic": profile.arithmetic}
+
+
+def check(build: Build) -> None:
+    if build.qgraph is not None:
+        from ..check import lif_mapping
+
+        build.mapping = lif_mapping(build.qgraph, build.profile)
+
+
+def validate(build: Build) -> None:
+    """Per spiking population, the share of (sample, neuron) whose first spike step equals the float
+    reference's (both silent counts as equal), for every target run."""
+    ref = build.runs.get("reference")
+    if ref is None:
+        return
+    for name, summ in build.report["targets"].items():
+        run = build.runs[name]
+        mine = {la.name: la.times for la in ref.head(run.samples).layers}
+        summ["first_spike_agreement_with_reference"] = {
+            la.name: float(np.mean(la.times == mine[la.name])) for la in run.layers
+            if la.name in mine and la.times is not None and la.times.shape == mine[la.name].shape}
