@@ -8,7 +8,7 @@ STAMP   := $(VENV)/.install-stamp
 PIP     := $(BIN)/python -m pip
 DEMO    ?= demo_out
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test test-fast lint bench clean
 
 install: $(STAMP)
 
@@ -35,6 +35,10 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest -q
+
+# everything not marked slow (no vendor-simulator runs): under 2 minutes on 2 cores
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not slow"
 
 lint: install
 	$(BIN)/ruff check snncompile tests benchmarks

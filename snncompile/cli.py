@@ -62,29 +62,20 @@ def main():
 @library_errors
 def train(dataset, arch, method, epochs, batch_size, lr, profile, seed, output):
     """Train a network on a bundled dataset."""
-    from .data import as_model_input, load_dataset
+    from .data import load_dataset
 
     data = load_dataset(dataset)
     if method == "erbp":
-        from .train.erbp_cli import train_erbp_command
+        from .train.erbp_job import train_erbp_command
 
-        train_erbp_command(data, arch, epochs, batch_size or 32, lr, profile, seed, output)
+        _, lines = train_erbp_command(data, arch, epochs, batch_size or 32, lr, profile, seed, output)
+        click.echo("\n".join(lines))
         return
-    from .frontends.onnx import export_onnx
-    from .train.ann import build_ann, evaluate_ann, train_ann
+    from .train.ann import train_ann_command
 
     if not output.endswith(".onnx"):
         raise click.BadParameter("--method ann writes ONNX: give an output path ending in .onnx")
-    model = build_ann(arch, seed=seed)
-    x = as_model_input(data.x_train, model.input_shape, data.name)
-    xt = as_model_input(data.x_test, model.input_shape, data.name)
-    hist = train_ann(model, x, data.y_train, epochs=epochs, batch_size=batch_size or 64, lr=lr or 1e-3, seed=seed,
-                     x_val=xt, y_val=data.y_test)
-    acc = float((evaluate_ann(model, xt).argmax(1) == data.y_test).mean())
-    export_onnx(model, output)
-    final = hist["train_acc"][-1] if hist["train_acc"] else float("nan")
-    click.echo(f"trained {arch} on {data.name}: train accuracy {100 * final:.2f} %, "
-               f"test accuracy {100 * acc:.2f} %; wrote {output}")
+    click.echo(train_ann_command(data, arch, epochs, batch_size or 64, lr or 1e-3, seed, output))
 
 
 @main.command(name="compile")
@@ -180,37 +171,13 @@ def convert(model, dataset, zeta, output):
 def finetune(model, dataset, profile, bits, steps, mode, target, epochs, batch_size, lr, spike_penalty, window_scale,
              weight_scale, seed, output, quiet):
     """Quantization-aware (qat) or hardware-in-the-loop (hil) fine-tuning of a TTFS model.nir."""
-    import json
-
-    from .data import as_model_input, load_dataset
-    from .ir import read_nir, write_nir
-    from .profile import load_profile
-    from .report import write_text
-    from .train.finetune import finetune as finetune_fn
-    from .train.finetune import plot_log
-    from .ttfs.graph import parse_ttfs
+    from .train.finetune import finetune_command
 
     if not output.endswith(".nir"):
         raise click.BadParameter("the output must be a .nir file", param_hint="-o")
-    graph = read_nir(model, type_check=False)
-    net = parse_ttfs(graph)
-    data = load_dataset(dataset)
-    prof = load_profile(profile).with_weight_bits(bits)
-    x = as_model_input(data.x_train, net.input_shape, data.name)
-    xt = as_model_input(data.x_test, net.input_shape, data.name)
-    res = finetune_fn(graph, x, data.y_train, profile=prof, steps=steps, x_monitor=xt, y_monitor=data.y_test,
-                      mode=mode, target=target, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
-                      spike_penalty=spike_penalty, window_scale=window_scale, scale_policy=weight_scale,
-                      progress=not quiet)
-    write_nir(res.graph, output)
-    stem = output[:-4]
-    write_text(Path(stem + ".log.json"), json.dumps(res.log, indent=2))
-    plot_log(res.log, stem + ".log.png")
-    log = res.log
-    click.echo(f"{mode} on {prof.name}, {prof.weights.bits}-bit weights, K={steps}: fxsim accuracy ({log['monitor']}) "
-               f"{100 * log['accuracy'][0]:.2f} % -> {100 * log['accuracy'][-1]:.2f} %, spikes per hidden neuron "
-               f"{log['spikes_per_hidden_neuron'][0]:.3f} -> {log['spikes_per_hidden_neuron'][-1]:.3f}; "
-               f"wrote {output}, {stem}.log.json, {stem}.log.png")
+    click.echo(finetune_command(model, dataset, profile, bits, steps, output, mode=mode, target=target, epochs=epochs,
+                                batch_size=batch_size, lr=lr, seed=seed, spike_penalty=spike_penalty,
+                                window_scale=window_scale, scale_policy=weight_scale, progress=not quiet))
 
 
 @main.command()

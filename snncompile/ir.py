@@ -61,6 +61,21 @@ def set_meta(obj, data: dict) -> None:
     obj.metadata[METADATA_KEY] = json.dumps(_jsonable(data), sort_keys=True)
 
 
+def write_text(path: str | Path, text: str) -> Path:
+    """Write a text file atomically: to a temporary file next to ``path``, then rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
 def write_nir(graph: nir.NIRGraph, path: str | Path) -> Path:
     """Write a graph atomically: to a temporary file next to ``path``, then rename."""
     path = Path(path)

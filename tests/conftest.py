@@ -29,6 +29,18 @@ def cnn(seed=0) -> AnnModel:
     return AnnModel(net, (1, 8, 8), [f"l{i}" for i in range(len(net))], name="cnn")
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests that run Lava (the ``lava`` fixture) are marked ``lava`` and ``slow``; tests that build
+    norse models are marked ``norse``.  ``make test-fast`` runs everything not marked slow."""
+    for item in items:
+        names = getattr(item, "fixturenames", ())
+        if "lava" in names:
+            item.add_marker(pytest.mark.lava)
+            item.add_marker(pytest.mark.slow)
+        if "norse" in item.name or "norse" in (getattr(item.function, "__doc__", None) or ""):
+            item.add_marker(pytest.mark.norse)
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)

@@ -76,9 +76,10 @@ class TtfsParams:
         return self.role != "readout" and self.fire_start <= self.fire_end
 
 
-def float_spike_time(v_tmin: np.ndarray, t_min: float, t_max: float) -> np.ndarray:
-    """Spike time of hidden neurons whose potential at t_min is ``v_tmin`` (window units; inf: none)."""
-    t = np.maximum(t_min + (t_max - t_min) - v_tmin, t_min)
+def float_spike_time(v_tmin: np.ndarray, t_min: float, t_max: float, B: float | None = None) -> np.ndarray:
+    """Spike time of hidden neurons whose potential at t_min is ``v_tmin`` (window units; inf: none);
+    ``B`` = t_max - t_min as stored with the layer (computed when not given)."""
+    t = np.maximum(t_min + (t_max - t_min if B is None else B) - v_tmin, t_min)
     return np.where(t < t_max, t, NO_SPIKE)
 
 

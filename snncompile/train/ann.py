@@ -258,3 +258,19 @@ def _relu_shapes(model: AnnModel, relus: list[int]) -> list[tuple]:
             if i in relus:
                 out.append(tuple(h.shape[1:]))
     return out
+
+
+def train_ann_command(data, arch: str, epochs: int, batch_size: int, lr: float, seed: int, output: str) -> str:
+    """``snncompile train --method ann``: build, train (Adam), evaluate and export to ONNX; the summary line."""
+    from ..data import as_model_input
+    from ..frontends.onnx import export_onnx
+
+    model = build_ann(arch, seed=seed)
+    x = as_model_input(data.x_train, model.input_shape, data.name)
+    xt = as_model_input(data.x_test, model.input_shape, data.name)
+    hist = train_ann(model, x, data.y_train, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+                     x_val=xt, y_val=data.y_test)
+    acc = float((evaluate_ann(model, xt).argmax(1) == data.y_test).mean())
+    export_onnx(model, output)
+    final = f"{100 * hist['train_acc'][-1]:.2f} %" if hist["train_acc"] else "n/a (0 epochs)"
+    return f"trained {arch} on {data.name}: train accuracy {final}, test accuracy {100 * acc:.2f} %; wrote {output}"

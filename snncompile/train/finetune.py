@@ -302,6 +302,20 @@ def finetune(graph: nir.NIRGraph, x_train: np.ndarray, y_train: np.ndarray, *, p
     return FinetuneResult(module.to_graph(extra_meta=extra), log)
 
 
+def write_finetune_outputs(res, output: str) -> str:
+    """Write the tuned graph (``output``), its log ``<stem>.log.json`` and plot ``<stem>.log.png``;
+    returns the stem."""
+    import json
+
+    from ..ir import write_nir, write_text
+
+    write_nir(res.graph, output)
+    stem = str(output)[:-4]
+    write_text(stem + ".log.json", json.dumps(res.log, indent=2))
+    plot_log(res.log, stem + ".log.png")
+    return stem
+
+
 def plot_log(log: dict, path) -> None:
     import matplotlib
 
@@ -319,3 +333,25 @@ def plot_log(log: dict, path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def finetune_command(model: str, dataset: str, profile: str, bits, steps: int, output: str, **options) -> str:
+    """``snncompile finetune``: read the TTFS graph, fine-tune it on the dataset's training split for the
+    profile, write the tuned graph with its log and plot; the summary line."""
+    from ..data import as_model_input, load_dataset
+    from ..ir import read_nir
+    from ..profile import load_profile
+
+    graph = read_nir(model, type_check=False)
+    net = parse_ttfs(graph)
+    data = load_dataset(dataset)
+    prof = load_profile(profile).with_weight_bits(bits)
+    x = as_model_input(data.x_train, net.input_shape, data.name)
+    xt = as_model_input(data.x_test, net.input_shape, data.name)
+    res = finetune(graph, x, data.y_train, profile=prof, steps=steps, x_monitor=xt, y_monitor=data.y_test, **options)
+    stem = write_finetune_outputs(res, output)
+    log = res.log
+    return (f"{log['mode']} on {prof.name}, {prof.weights.bits}-bit weights, K={steps}: fxsim accuracy "
+            f"({log['monitor']}) {100 * log['accuracy'][0]:.2f} % -> {100 * log['accuracy'][-1]:.2f} %, spikes per "
+            f"hidden neuron {log['spikes_per_hidden_neuron'][0]:.3f} -> {log['spikes_per_hidden_neuron'][-1]:.3f}; "
+            f"wrote {output}, {stem}.log.json, {stem}.log.png")

@@ -22,10 +22,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..neurons.ttfs import NO_SPIKE, float_spike_time
 from ..nirops import apply_chain
 from .graph import TtfsLayer, TtfsNet
-
-NO_SPIKE = np.inf
 
 
 @dataclass
@@ -48,10 +47,9 @@ def drive(layer: TtfsLayer) -> torch.Tensor:
 
 def hidden_times(layer: TtfsLayer, act: torch.Tensor) -> torch.Tensor:
     meta = layer.meta
-    t_min, t_max, B = meta["t_min"], meta["t_max"], meta["B"]
+    t_min, t_max = meta["t_min"], meta["t_max"]
     v = apply_chain(layer.ops, act, with_bias=False) + drive(layer)
-    t = torch.clamp(t_min + B - v, min=t_min)
-    return torch.where(t < t_max, t, torch.full_like(t, NO_SPIKE))
+    return torch.as_tensor(float_spike_time(v.numpy(), t_min, t_max, meta["B"]))
 
 
 def pool_times(layer: TtfsLayer, times: torch.Tensor) -> torch.Tensor:

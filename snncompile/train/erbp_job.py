@@ -1,8 +1,9 @@
-"""``snncompile train --method erbp``: train an LIF chain with eRBP, compare with backprop, write NIR.
+"""``snncompile train --method erbp`` as one library call: train an LIF chain with eRBP, compare with
+backprop, write NIR.
 
 The command trains the spiking network with :func:`snncompile.train.erbp.train_erbp`, trains the
 same-size ReLU ANN with backprop (Adam, :func:`snncompile.train.ann.train_ann`, max(20, epochs)
-epochs) on the same split as a baseline, prints both test accuracies, and writes
+epochs) on the same split as a baseline, and writes
 
 * ``output`` (.nir): the deployed graph (:func:`snncompile.train.erbp.erbp_to_nir`);
 * ``<output stem>.train.json``: history, both accuracies, hyper-parameters, timings.
@@ -24,10 +25,10 @@ import math
 import time
 from pathlib import Path
 
-import click
 import numpy as np
 
 from ..errors import InvalidModel
+from ..ir import write_text
 
 ANN_EPOCHS = 20   # baseline: at least this many epochs (and at least eRBP's), Adam, lr 1e-3, batch 64
 ANN_LR = 1e-3
@@ -40,8 +41,9 @@ def _log_path(output: Path) -> Path:
 
 
 def train_erbp_command(data, arch: str, epochs: int, batch_size: int, lr: float | None, profile: str | None,
-                       seed: int, output: str) -> dict:
-    """Run the whole command; returns the log dict that is also written next to ``output``."""
+                       seed: int, output: str) -> tuple[dict, list[str]]:
+    """Run the whole command; returns the log dict that is also written next to ``output``, and the
+    summary lines the CLI prints."""
     from ..data import as_model_input
     from ..ir import write_nir
     from .ann import build_ann, evaluate_ann, parse_arch, train_ann
@@ -96,17 +98,17 @@ def train_erbp_command(data, arch: str, epochs: int, batch_size: int, lr: float 
         "output": str(out),
     }
     log_path = _log_path(out)
-    log_path.write_text(json.dumps(log, indent=1, default=_json_default) + "\n")
+    write_text(log_path, json.dumps(log, indent=1, default=_json_default) + "\n")
 
     quant = result.quant
     on_grid = (f", weights on the {quant['profile']} grid ({quant['bits']}-bit {quant['sign_mode']}, "
                f"{quant['rounding']} rounding)") if quant else ""
-    click.echo(f"eRBP {arch} on {data.name}{on_grid}: train {100 * result.accuracy['train']:.2f} %, "
-               f"test {100 * test_acc:.2f} % ({epochs} epochs, {result.train_time_s:.1f} s)")
-    click.echo(f"ANN baseline (same size, ReLU, backprop/Adam, {ann_epochs} epochs): test {100 * ann_acc:.2f} % "
-               f"({ann_time:.1f} s); gap {100 * (ann_acc - test_acc):+.2f} points")
-    click.echo(f"wrote {out} and {log_path}")
-    return log
+    lines = [f"eRBP {arch} on {data.name}{on_grid}: train {100 * result.accuracy['train']:.2f} %, "
+             f"test {100 * test_acc:.2f} % ({epochs} epochs, {result.train_time_s:.1f} s)",
+             f"ANN baseline (same size, ReLU, backprop/Adam, {ann_epochs} epochs): test {100 * ann_acc:.2f} % "
+             f"({ann_time:.1f} s); gap {100 * (ann_acc - test_acc):+.2f} points",
+             f"wrote {out} and {log_path}"]
+    return log, lines
 
 
 def _json_default(obj):
