@@ -17,6 +17,9 @@ Identity / Dropout     removed
 Weights come from initializers or ``Constant`` nodes.  The nodes that compute a Reshape's
 target shape (Constant, Shape, Gather, Unsqueeze, Concat, Cast, Slice, Squeeze) are evaluated
 with numpy for two batch sizes, to check that the Reshape is a per-sample flatten, and dropped.
+
+Longer than 400 lines: one table of ONNX operators, each with its checks and its translation,
+reads best in one place.
 """
 
 from __future__ import annotations

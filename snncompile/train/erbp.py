@@ -60,6 +60,9 @@ Determinism: all randomness comes from generators seeded with ``seed`` (torch's 
 forked and restored, as in train/ann.py); the same seed and thread count give bit-identical
 weights.  Training runs in float32; evaluation (:func:`simulate_lif_chain`) runs in float64 on
 the exported weights, and all accuracies reported in results and NIR metadata come from it.
+
+Longer than 400 lines: the learning rule, its batched simulation and its NIR output share one
+set of state conventions; split, each part would need the others' docstring.
 """
 
 from __future__ import annotations
