@@ -24,6 +24,13 @@ $(STAMP): pyproject.toml Makefile
 	$(PIP) install -q 'asteval>=0.9.31,<0.10' 'networkx<=2.8.7'
 	$(PIP) install -q --no-deps --ignore-requires-python lava-nc==0.10.0
 	$(PIP) install -q --no-deps norse==1.1.0
+	# NeuroBench 2.3 for the metric cross-check: without its declared deps (they pull a CUDA torchaudio);
+	# its metric and benchmark code needs only torch, tqdm and snntorch
+	$(PIP) install -q --no-deps neurobench==2.3.0
+	$(PIP) install -q snntorch==1.0.0
+	# Xylo: rockpool (never samna: a stub that downloads at import) and xylosim built from source (~1 min)
+	$(PIP) install -q rockpool==3.1.0 pybind11==3.1.0
+	$(PIP) install -q --no-build-isolation xylosim==0.1.3
 	$(BIN)/python -c "import snncompile.targets.lava_compat as c; c.require_lava()"
 	touch $(STAMP)
 

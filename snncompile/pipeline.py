@@ -93,6 +93,21 @@ def verify(build: Build, after: str) -> None:
             need(run.samples <= len(build.y), f"target {name!r} ran more samples than were encoded")
 
 
+def draw_plots(build: Build, folder: Path) -> dict:
+    """The run plots (a spike raster of sample 0 per run, the passes' own plots) as PNGs in ``folder``."""
+    from .plots import raster_data, raster_plot
+
+    out = {}
+    for name, run in build.runs.items():
+        path = folder / f"raster_{name}.png"
+        unit = run.info.get("time_unit", "step")
+        out[f"spike raster, {name}"] = raster_plot(raster_data(run, 0), path, target=name, samples=run.samples,
+                                                   time_unit=unit, t_total=run.info.get("t_total"))
+    for i, (title, (fn, args, kwargs)) in enumerate(build.plots.items()):
+        out[title] = fn(*args, folder / f"plot{i}.png", **kwargs)
+    return out
+
+
 def write_outputs(out: Path, rep: Report, graphs: dict, build: Build) -> dict:
     """Write every output into a temporary folder, then move them into ``out``: nothing is written
     to ``out`` unless everything succeeded."""
@@ -108,11 +123,7 @@ def write_outputs(out: Path, rep: Report, graphs: dict, build: Build) -> dict:
         for fname, g in graphs.items():
             if g is not None:
                 files[fname] = write_nir(g, tmp / fname)
-        files.update(rep.write(tmp))
-        if "sweep" in rep.data:
-            from .passes.sweep import sweep_plot
-
-            files["sweep_plot"] = sweep_plot(rep.data["sweep"], tmp / "sweep.png")
+        files.update(rep.write(tmp, plots=draw_plots(build, tmp)))
         for name in build.opts.emit:
             if build.qgraph is None:
                 raise InvalidModel(f"--emit {name} needs a quantized graph: add a fixed-point target or --profile")

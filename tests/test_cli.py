@@ -76,7 +76,7 @@ def test_sweep_writes_table_and_plot(digits_onnx, tmp_path):
                                         "--sweep-bits", "3,8", "--sweep-steps", "4,16", "--out", str(out), "--quiet"]))
     assert "bits \\ steps" in res.output
     rep = json.loads((out / "report.json").read_text())
-    assert len(rep["sweep"]["results"]) == 4 and (out / "sweep.png").is_file()
+    assert len(rep["sweep"]["results"]) == 4 and (out / "sweep_heatmap.png").is_file()
 
 
 def test_profiles_and_inspect(digits_onnx, tmp_path):

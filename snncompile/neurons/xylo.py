@@ -259,6 +259,9 @@ def normalize_spec(spec: dict) -> dict:
     full_rec[:, :, :w_rec.shape[2]] = w_rec
     full_out = np.zeros((h, n_out), np.int64)
     full_out[h - oen:] = w_out
+    for key, w in (("weights_in", w_in), ("weights_rec", w_rec), ("weights_out", w_out)):
+        if w.size and (w.min() < -(1 << (WEIGHT_BITS - 1)) or w.max() >= 1 << (WEIGHT_BITS - 1)):
+            raise ValueError(f"{key}: Xylo weights are int8, found values in {w.min()}..{w.max()}")
     aliases = spec.get("aliases")
     params = XyloParams(
         dash_mem=_vec(spec, "dash_mem", h), dash_syn=_vec(spec, "dash_syn", h), dash_syn_2=_vec(spec, "dash_syn_2", h),
@@ -270,6 +273,13 @@ def normalize_spec(spec: dict) -> dict:
         weight_shift_out=int(spec.get("weight_shift_out", 0) or 0),
         aliases=[[] for _ in range(h)] if aliases is None else [[int(j) for j in a] for a in aliases],
     )
+    for key in ("dash_mem", "dash_syn", "dash_syn_2", "dash_mem_out", "dash_syn_out"):
+        d = getattr(params, key)
+        if d.size and (d.min() < 0 or d.max() > 15):
+            raise ValueError(f"{key}: Xylo decay shifts are 4-bit (0..15), found {d.min()}..{d.max()}")
+    for key in ("weight_shift_in", "weight_shift_rec", "weight_shift_out"):
+        if not 0 <= getattr(params, key) <= 15:
+            raise ValueError(f"{key}: expected a left shift in 0..15, found {getattr(params, key)}")
     return {"w_in": full_in, "w_rec": full_rec, "w_out": full_out, "params": params,
             "n_in": n_in, "hidden": h, "outputs": n_out}
 

@@ -59,6 +59,7 @@ class Build:
     dt: float | None = None
     runs: dict = field(default_factory=dict)
     report: dict = field(default_factory=dict)
+    plots: dict = field(default_factory=dict)   # title -> (plot function, args, kwargs), drawn by the write step
 
     @property
     def needs_quantized(self) -> bool:

@@ -38,6 +38,18 @@ def load(build: Build) -> None:
     build.data = load_dataset(opts.dataset)
 
 
+def reject_options(build: Build, keys: tuple, why: str) -> None:
+    """InvalidModel for the first option in ``keys`` that was given (options the family has no use for)."""
+    for key in keys:
+        if getattr(build.opts, key) is not None:
+            raise InvalidModel(f"--{key.replace('_', '-')} {why}")
+
+
+def require_no_bits_without_quantized(build: Build) -> None:
+    if build.opts.bits is not None and not build.needs_quantized:
+        raise InvalidModel("--bits sets the quantized weights: add a fixed-point target (e.g. --target fxsim)")
+
+
 def evaluated(build: Build, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The first ``--samples`` test samples and their labels."""
     n = len(x) if build.opts.samples is None else min(build.opts.samples, len(x))
@@ -58,6 +70,8 @@ def run_targets(build: Build) -> None:
         build.runs["reference"] = ref
         build.report["reference"] = summarize(ref, build.y, build.ann_decisions)
         build.report["reference"]["run_seconds"] = ref.run_seconds
+        build.report["reference"]["neurobench"] = neurobench_of(build, ref, build.graph,
+                                                                build.report["reference"].get("accuracy"))
     for name in opts.targets:
         if name == "reference":
             continue
@@ -80,5 +94,21 @@ def run_targets(build: Build) -> None:
             summ.update(quantization=build.quantization, mapping=build.mapping)
         if target.checks_fxsim and "fxsim" in build.runs:
             summ["fxsim_accuracy_same_samples"] = float(np.mean(build.runs["fxsim"].decisions[:k] == build.y[:k]))
+        summ["neurobench"] = neurobench_of(build, run, graph, summ.get("accuracy"))
         build.runs[name] = run
         build.report.setdefault("targets", {})[name] = summ
+
+
+def neurobench_of(build: Build, run, graph, accuracy) -> dict:
+    """NeuroBench metrics of a run (:mod:`snncompile.neurobench`), from the run itself."""
+    from .. import neurobench
+
+    k = run.samples
+    if build.family == "ttfs":
+        layers = neurobench.ttfs_synapse_layers(graph)
+        spikes = build.inputs.spikes if run.info.get("time_unit") == "step" else build.inputs.x
+        inputs = (np.asarray(spikes[:k]).reshape(k, -1) > 0).astype(np.int64)
+    else:
+        layers = neurobench.lif_synapse_layers(graph, dt=build.dt or 1.0)
+        inputs = np.asarray(build.inputs.spikes[:k]).reshape(k, build.inputs.spikes.shape[1], -1).sum(axis=1)
+    return neurobench.metrics(layers, run, accuracy, input_counts=inputs)

@@ -10,7 +10,7 @@ import numpy as np
 from ..data import as_model_input
 from ..errors import InvalidModel, ProfileViolation
 from .build import Build
-from .common import evaluated
+from .common import evaluated, reject_options, require_no_bits_without_quantized
 
 DEFAULT_STEPS = 32
 DEFAULT_CALIB_SAMPLES = 200
@@ -20,15 +20,11 @@ FXSIM_ARITHMETICS = ("loihi", "ideal")
 
 def check_options(build: Build) -> None:
     """Options that only TTFS networks use are errors here."""
-    opts = build.opts
-    for key in TTFS_ONLY:
-        if getattr(opts, key) is not None:
-            raise InvalidModel(f"--{key.replace('_', '-')} applies to TTFS networks; {build.src} is a spiking (LIF) "
-                               "NIR graph (use --sim-steps for the input length)")
-    if opts.sweep_bits or opts.sweep_steps:
+    reject_options(build, TTFS_ONLY, f"applies to TTFS networks; {build.src} is a spiking (LIF) NIR graph "
+                                     "(use --sim-steps for the input length)")
+    if build.opts.sweep_bits or build.opts.sweep_steps:
         raise InvalidModel(f"--sweep-bits/--sweep-steps sweep TTFS networks; {build.src} is a spiking (LIF) NIR graph")
-    if opts.bits is not None and not build.needs_quantized:
-        raise InvalidModel("--bits sets the quantized weights: add a fixed-point target (e.g. --target fxsim)")
+    require_no_bits_without_quantized(build)
 
 
 def convert(build: Build) -> None:

@@ -1,8 +1,7 @@
-"""The TTFS sweep: fxsim accuracy for every (weight bits, steps K) pair, a table and a plot."""
+"""The TTFS sweep: fxsim accuracy for every (weight bits, steps K) pair and its table (the report
+draws the heatmap, :func:`snncompile.plots.accuracy_heatmap`)."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 
@@ -40,23 +39,3 @@ def sweep(graph, opts, x_cal: np.ndarray, x_test: np.ndarray, y_test: np.ndarray
             cells.append("–" if row["accuracy"] is None else f"{100 * row['accuracy']:.2f} %")
         lines.append(f"| {b} | " + " | ".join(cells) + " |")
     return {"bits": bits, "steps": steps, "samples": int(len(y_test)), "results": table, "markdown": "\n".join(lines)}
-
-
-def sweep_plot(sweep_data: dict, path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5, 3.4))
-    for b in sweep_data["bits"]:
-        rows = [r for r in sweep_data["results"] if r["bits"] == b and r["accuracy"] is not None]
-        ax.plot([r["steps"] for r in rows], [100 * r["accuracy"] for r in rows], marker="o", label=f"{b}-bit weights")
-    ax.set_xscale("log", base=2)
-    ax.set_xlabel("steps per window K")
-    ax.set_ylabel("fxsim accuracy (%)")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path

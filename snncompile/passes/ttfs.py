@@ -11,7 +11,7 @@ import numpy as np
 from ..data import as_model_input
 from ..errors import InvalidModel
 from .build import Build
-from .common import evaluated
+from .common import evaluated, reject_options, require_no_bits_without_quantized
 
 DEFAULT_STEPS = 16
 DEFAULT_ZETA = 0.5
@@ -20,11 +20,9 @@ LIF_ONLY = ("encoding", "sim_steps")
 
 def check_options(build: Build) -> None:
     """Fill the family's defaults; options that only LIF graphs use are errors."""
+    reject_options(build, LIF_ONLY, f"applies to spiking (LIF) NIR graphs; {build.src} is a TTFS network "
+                                    "(inputs are latency-coded on the K-step grid: use --steps)")
     opts = build.opts
-    for key in LIF_ONLY:
-        if getattr(opts, key) is not None:
-            raise InvalidModel(f"--{key.replace('_', '-')} applies to spiking (LIF) NIR graphs; {build.src} is a "
-                               "TTFS network (inputs are latency-coded on the K-step grid: use --steps)")
     if build.graph is not None:
         from ..ttfs.graph import parse_ttfs
 
@@ -47,8 +45,7 @@ def check_options(build: Build) -> None:
     build.opts = opts = dataclasses.replace(opts, steps=opts.steps or DEFAULT_STEPS, zeta=DEFAULT_ZETA
                                             if opts.zeta is None else opts.zeta,
                                             weight_scale=opts.weight_scale or "max")
-    if opts.bits is not None and not build.needs_quantized:
-        raise InvalidModel("--bits sets the quantized weights: add a fixed-point target (e.g. --target fxsim)")
+    require_no_bits_without_quantized(build)
     build.dt = opts.dt or 1.0 / opts.steps
 
 
@@ -58,7 +55,13 @@ def convert(build: Build) -> None:
 
     if build.ann is not None:
         from ..frontends.canonical import n_outputs
+        from ..neurobench import ann_metrics
         from ..ttfs.convert import convert as convert_ann
+
+        # before convert(), which turns the model to float64 in place (NeuroBench counts bytes as stored)
+        x_eval, y_eval = evaluated(build, as_model_input(np.asarray(build.data.x_test), build.ann.input_shape,
+                                                         build.data.name))
+        build.report["ann_neurobench"] = ann_metrics(build.ann, x_eval)
 
         n_out = n_outputs(build.ann)
         if n_out < build.data.n_classes:
@@ -94,7 +97,10 @@ def encode(build: Build) -> None:
         from ..ttfs.convert import ann_logits
 
         build.ann_decisions = ann_logits(build.ann, x).argmax(1)
-        build.report["ann"] = {"accuracy": float(np.mean(build.ann_decisions == build.y)), "samples": int(len(x))}
+        acc = float(np.mean(build.ann_decisions == build.y))
+        nb = build.report.pop("ann_neurobench", {})
+        nb["classification_accuracy"] = acc
+        build.report["ann"] = {"accuracy": acc, "samples": int(len(x)), "neurobench": nb}
 
 
 def quantize(build: Build) -> None:
@@ -132,12 +138,17 @@ def validate(build: Build) -> None:
         build.report["reference"].update(conversion_exactness(build.ann, build.graph, ref, build.inputs.x))
     if ref is None or build.qgraph is None:
         return
+    from ..plots import spike_time_scatter, ttfs_time_pairs
+
     fnet, qnet = parse_ttfs(build.graph), parse_ttfs(build.qgraph)
     for name, summ in build.report["targets"].items():
         run = build.runs[name]
         if run.info.get("time_unit") == "step":
             summ["steps"] = build.opts.steps
             summ["spike_time_error"] = ttfs_time_error(ref.head(run.samples), fnet, run, qnet)
+            build.plots[f"spike times, {name} vs reference"] = (
+                spike_time_scatter, (ttfs_time_pairs(ref.head(run.samples), fnet, run, qnet),),
+                {"target": name, "samples": run.samples})
 
 
 def sweep(build: Build) -> None:

@@ -33,7 +33,7 @@ from .plan import LIF_FORMAT, lif_plan, ttfs_plan
 
 # the modules the standalone program runs, relative to the snncompile package (copied whole)
 RUNTIME = ("errors.py", "arith.py", "spikes.py", "neurons/ttfs.py", "neurons/lif.py", "targets/lava/compat.py",
-           "targets/lava/params.py", "targets/lava/ttfs_runtime.py", "targets/lava/lif_runtime.py",
+           "targets/lava/params.py", "targets/lava/runner.py", "targets/lava/ttfs_runtime.py", "targets/lava/lif_runtime.py",
            "targets/lava/standalone.py")
 
 LAUNCHER = """#!/usr/bin/env python3

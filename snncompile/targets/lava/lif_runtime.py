@@ -7,6 +7,7 @@ standalone export carries this module as it is.
 import numpy as np
 
 from ...neurons.lif import readout_scores
+from .runner import recording_files, run_and_read
 
 
 def lif_schedule(plan: dict, t_in: int, t_total=None, gap: int = 0) -> dict:
@@ -95,11 +96,9 @@ def run_lif_chunk(plan: dict, sched: dict, raster: np.ndarray, workdir: str, rec
     every sample), or with ``periodic_reset=False`` plain ``LIF`` (then B must be 1).  Returns
     ``{"v": [(B, P, n) int32 per population], "s": [(B, P, n) bool], "seconds": {"build", "run",
     "read"}}`` (populations in plan order)."""
-    import os
     import time
 
     import scipy.sparse as sp
-    from lava.magma.core.run_conditions import RunSteps
     from lava.magma.core.run_configs import Loihi2SimCfg
     from lava.proc.dense.process import DelayDense, Dense
     from lava.proc.io.source import RingBuffer
@@ -129,10 +128,7 @@ def run_lif_chunk(plan: dict, sched: dict, raster: np.ndarray, workdir: str, rec
               "bias_exp": np.asarray(p["bias_exp"], np.int64).reshape(n)}
         lif = LIFReset(reset_interval=P, reset_offset=1, **kw) if periodic_reset else LIF(**kw)
         if recorder == "file":
-            rec = os.path.join(workdir, f"lif{i}")
-            for suffix, dtype in ((".v.npy", np.int32), (".s.npy", np.int8)):
-                mm = np.lib.format.open_memmap(rec + suffix, mode="w+", dtype=dtype, shape=(total, n))
-                del mm
+            rec = recording_files(workdir, f"lif{i}", total, n)
             lif.proc_params["record"] = rec
             lif.proc_params["record_steps"] = total
             files.append(rec)
@@ -171,29 +167,8 @@ def run_lif_chunk(plan: dict, sched: dict, raster: np.ndarray, workdir: str, rec
         cfg = Loihi2SimCfg(select_tag="fixed_pt", exception_proc_model_map={lif: model for lif in lifs.values()})
     else:
         cfg = Loihi2SimCfg(select_tag="fixed_pt")
-    first = next(iter(lifs.values()))
-    times = {}
-    try:
-        first.create_runtime(run_cfg=cfg)
-        t1 = time.perf_counter()
-        times["build"] = t1 - t0
-        first.run(condition=RunSteps(num_steps=total, blocking=True))
-        t2 = time.perf_counter()
-        times["run"] = t2 - t1
-        vs, ss = [], []
-        if recorder == "monitor":
-            for lif, (mv, ms) in zip(lifs.values(), monitors):
-                vs.append(np.asarray(mv.get_data()[lif.name]["v"]).astype(np.int32))
-                ss.append(np.asarray(ms.get_data()[lif.name]["s_out"]) != 0)
-    finally:
-        try:
-            first.stop()
-        except Exception:  # noqa: BLE001 - never mask the run's own error
-            pass
-    if recorder == "file":
-        vs = [np.load(rec + ".v.npy") for rec in files]
-        ss = [np.load(rec + ".s.npy") != 0 for rec in files]
-    times["read"] = time.perf_counter() - t2
+    vs, ss, times = run_and_read(next(iter(lifs.values())), cfg, total, t0, recorder, list(lifs.values()), monitors,
+                                 files)
     return {"v": [v.reshape(B, P, -1) for v in vs], "s": [s.reshape(B, P, -1) for s in ss], "seconds": times}
 
 

@@ -21,6 +21,7 @@ import numpy as np
 
 from ...neurons.ttfs import TtfsParams, integer_step
 from .compat import require_lava
+from .runner import recording_files, run_and_read
 
 require_lava()  # Lava's own imports below need the Python 3.11 fix first
 
@@ -166,10 +167,8 @@ def run_populations(pops: list, counts: np.ndarray, steps: int, period: int, sta
     or "monitor" (Lava Monitors on v and s_out).  Returns ``{"v": [(N, P, n) int64 per
     population], "s": [(N, P, n) bool], "seconds": {"build": .., "run": .., "read": ..}}``.
     """
-    import os
     import time
 
-    from lava.magma.core.run_conditions import RunSteps
     from lava.magma.core.run_configs import Loihi2SimCfg
     from lava.proc.dense.process import Dense
     from lava.proc.io.source import RingBuffer
@@ -187,10 +186,7 @@ def run_populations(pops: list, counts: np.ndarray, steps: int, period: int, sta
     for i, pop in enumerate(pops):
         rec = None
         if recorder == "file":
-            rec = os.path.join(workdir, f"pop{i}")
-            for suffix, dtype in ((".v.npy", np.int32), (".s.npy", np.int8)):
-                mm = np.lib.format.open_memmap(rec + suffix, mode="w+", dtype=dtype, shape=(total, pop["neurons"]))
-                del mm
+            rec = recording_files(workdir, f"pop{i}", total, pop["neurons"])
             files.append(rec)
         neuron = TtfsNeuron(shape=(pop["neurons"],), bias=pop["bias"], slope=pop["slope"],
                             threshold=pop["threshold"], t_in_end=pop["t_in_end"], fire_start=pop["fire_start"],
@@ -215,28 +211,6 @@ def run_populations(pops: list, counts: np.ndarray, steps: int, period: int, sta
     # would execute every module in this file's directory); by class it would still search
     cfg = Loihi2SimCfg(select_tag="fixed_pt",
                        exception_proc_model_map={neuron: PyTtfsModelFixed for neuron in neurons})
-    last = neurons[-1]
-    times = {}
-    try:
-        last.create_runtime(run_cfg=cfg)
-        t1 = time.perf_counter()
-        times["build"] = t1 - t0
-        last.run(condition=RunSteps(num_steps=total, blocking=True))
-        t2 = time.perf_counter()
-        times["run"] = t2 - t1
-        vs, ss = [], []
-        if recorder == "monitor":
-            for neuron, (mv, ms) in zip(neurons, monitors):
-                vs.append(np.asarray(mv.get_data()[neuron.name]["v"]).astype(np.int64))
-                ss.append(np.asarray(ms.get_data()[neuron.name]["s_out"]) != 0)
-    finally:
-        try:
-            last.stop()
-        except Exception:  # noqa: BLE001 - never mask the run's own error
-            pass
-    if recorder == "file":
-        vs = [np.load(rec + ".v.npy").astype(np.int64) for rec in files]
-        ss = [np.load(rec + ".s.npy") != 0 for rec in files]
-    times["read"] = time.perf_counter() - t2
+    vs, ss, times = run_and_read(neurons[-1], cfg, total, t0, recorder, neurons, monitors, files)
     shape = (n, period, -1)
     return {"v": [v.reshape(shape) for v in vs], "s": [s.reshape(shape) for s in ss], "seconds": times}
