@@ -312,27 +312,10 @@ def write_finetune_outputs(res, output: str) -> str:
     write_nir(res.graph, output)
     stem = str(output)[:-4]
     write_text(stem + ".log.json", json.dumps(res.log, indent=2))
-    plot_log(res.log, stem + ".log.png")
+    from ..plots import finetune_curves
+
+    finetune_curves(res.log, stem + ".log.png")
     return stem
-
-
-def plot_log(log: dict, path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5, 3.4))
-    ax.plot(log["epoch"], [100 * a for a in log["accuracy"]], marker="o", color="C0")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel(f"fxsim accuracy, {log['monitor']} (%)", color="C0")
-    ax2 = ax.twinx()
-    ax2.plot(log["epoch"], log["spikes_per_hidden_neuron"], marker="s", color="C1")
-    ax2.set_ylabel("spikes per hidden neuron", color="C1")
-    ax.set_title(f"{log['mode']}: {log['weight_bits']}-bit weights, K={log['steps']}")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def finetune_command(model: str, dataset: str, profile: str, bits, steps: int, output: str, **options) -> str:
