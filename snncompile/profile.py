@@ -55,6 +55,11 @@ class NeuronSpec:
     act_shift: int
     bias_mant_bits: int
     bias_exp_bits: int
+    # spikes one neuron may emit per step (0: one, the Loihi rule); Xylo: several, subtractive reset
+    max_spikes_in: int = 0
+    max_spikes_hidden: int = 0
+    max_spikes_out: int = 0
+    synapses_per_neuron: int = 1  # synaptic currents per neuron (Xylo Audio: 2)
 
 
 @dataclass(frozen=True)
@@ -71,6 +76,7 @@ class MappingSpec:
     hidden_max: int = 0
     outputs_max: int = 0
     kernel_max: int = 0
+    recurrent: bool = True    # recurrent connections within the hidden pool are allowed
     core_neurons: tuple = ()  # per-core neuron memory (layer_per_core style)
     core_weights: tuple = ()  # per-core weight memory (layer_per_core style)
 
@@ -159,7 +165,9 @@ _SCHEMA = {
         "state_bits": (_int_in(8, 62), True), "decay_bits": (_int_in(1, 32), True),
         "vth_mant_bits": (_int_in(1, 62), True), "vth_shift": (_int_in(0, 32), True),
         "act_shift": (_int_in(0, 32), True), "bias_mant_bits": (_int_in(1, 62), True),
-        "bias_exp_bits": (_int_in(0, 8), True),
+        "bias_exp_bits": (_int_in(0, 8), True), "max_spikes_in": (_int_in(0, 255), False),
+        "max_spikes_hidden": (_int_in(0, 255), False), "max_spikes_out": (_int_in(0, 255), False),
+        "synapses_per_neuron": (_int_in(1, 8), False),
     },
     "mapping": {
         "style": (_one_of(MAPPING_STYLES), True),
@@ -167,6 +175,7 @@ _SCHEMA = {
             "cores", "neurons_per_core", "synapses_per_core", "fan_in_max", "fan_out_max",
             "inputs_max", "hidden_max", "outputs_max", "kernel_max")},
         "core_neurons": (_int_list(), False), "core_weights": (_int_list(), False),
+        "recurrent": ((lambda v: isinstance(v, bool), "true or false"), False),
     },
     "energy": {
         "synop_pj": (_num_ge(0), True), "neuron_update_pj": (_num_ge(0), True),
