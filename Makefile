@@ -24,6 +24,12 @@ $(STAMP): pyproject.toml Makefile
 	$(PIP) install -q 'asteval>=0.9.31,<0.10' 'networkx<=2.8.7'
 	$(PIP) install -q --no-deps --ignore-requires-python lava-nc==0.10.0
 	$(PIP) install -q --no-deps norse==1.1.0
+	# lava-dl 0.6.0 (netx, Loihi 2's deployment format): declares Python < 3.11; our shim stubs the one
+	# subpackage (slayer.object_detection) that needs cv2/torchvision
+	$(PIP) install -q --no-deps --ignore-requires-python lava-dl==0.6.0
+	$(PIP) install -q ninja
+	# Ray: sweeps as tasks (--ray); optional at run time, installed for the tests
+	$(PIP) install -q 'ray==2.60.0'
 	# NeuroBench 2.3 for the metric cross-check: without its declared deps (they pull a CUDA torchaudio);
 	# its metric and benchmark code needs only torch, tqdm and snntorch
 	$(PIP) install -q --no-deps neurobench==2.3.0

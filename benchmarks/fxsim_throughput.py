@@ -4,7 +4,8 @@
 
 Without --model it trains a 784-340-10 MLP for 3 epochs first (not timed).  Prints samples per
 second of fxsim (closed form with stepped fallback, the default), fxsim stepped (the neuron
-program step by step), and the float64 reference, and the ratios.
+program step by step), and the float64 reference, and the ratios; fxsim auto also with BLAS
+threads left as configured (fxsim limits BLAS to one thread inside its run by default).
 """
 
 from __future__ import annotations
@@ -57,15 +58,21 @@ def main(argv=None):
     qgraph, _ = quantize_ttfs(graph, prof, args.steps, x_train)
     t_ref, r_ref = best_of(lambda: run_target("reference", graph, x), args.repeat)
     t_fx, r_fx = best_of(lambda: run_target("fxsim", qgraph, x, profile=prof), args.repeat)
+    import snncompile.ttfs.fixed as fixed
+
+    fixed.BLAS_THREADS = None  # the same run with BLAS threads as configured (OpenBLAS: one per core)
+    t_fx_blas, _ = best_of(lambda: run_target("fxsim", qgraph, x, profile=prof), args.repeat)
+    fixed.BLAS_THREADS = 1
     t_st, r_st = best_of(lambda: run_target("fxsim", qgraph, x, profile=prof, mode="stepped"), 1)
     assert np.array_equal(r_fx.raw_logits, r_st.raw_logits), "closed form and stepped program disagree"
     n = len(x)
-    rows = [("reference (float64)", t_ref), ("fxsim (auto)", t_fx), ("fxsim (stepped)", t_st)]
+    rows = [("reference (float64)", t_ref), ("fxsim (auto)", t_fx), ("fxsim (auto, BLAS threaded)", t_fx_blas),
+            ("fxsim (stepped)", t_st)]
     print(f"{args.arch} on {args.dataset}, {n} test samples, K={args.steps}, profile {args.profile}, "
           f"best of {args.repeat}")
-    print(f"{'target':<22}{'seconds':>10}{'samples/s':>12}{'vs reference':>14}")
+    print(f"{'target':<30}{'seconds':>10}{'samples/s':>12}{'vs reference':>14}")
     for name, t in rows:
-        print(f"{name:<22}{t:>10.3f}{n / t:>12.0f}{t_ref / t:>13.2f}x")
+        print(f"{name:<30}{t:>10.3f}{n / t:>12.0f}{t_ref / t:>13.2f}x")
     print(f"accuracy: reference {np.mean(r_ref.decisions == data.y_test):.4f}, "
           f"fxsim {np.mean(r_fx.decisions == data.y_test):.4f}")
 

@@ -14,6 +14,9 @@ from pathlib import Path
 import click
 
 from .errors import SnnCompileError
+from .validation.options import check_arch, check_out_file, check_out_folder, click_types
+
+_T = click_types()  # option ranges (snncompile/validation/options.py): finite floats, seed 0..2**32-1
 
 
 def _ints(text: str | None) -> tuple:
@@ -51,20 +54,37 @@ def main():
 @main.command()
 @click.option("--dataset", required=True, help="digits | mnist5k | yinyang | idx:<folder>")
 @click.option("--arch", required=True, help="784-340-10 (MLP) or e.g. 1x28x28-c8k5p2-m2-c16k5-a2-64-10 (CNN)")
-@click.option("--method", type=click.Choice(["ann", "erbp"]), default="ann", show_default=True,
-              help="ann: ReLU network by backprop (writes ONNX); erbp: spiking network by eRBP (writes NIR)")
-@click.option("--epochs", default=10, show_default=True, type=click.IntRange(0))
+@click.option("--method", type=click.Choice(["ann", "erbp", "bptt", "eventprop"]), default="ann", show_default=True,
+              help="ann: ReLU network by backprop (writes ONNX); erbp / bptt (surrogate gradients) / eventprop "
+                   "(exact spike-time gradients): spiking network (writes NIR)")
+@click.option("--epochs", default=10, show_default=True, type=_T["epochs"])
 @click.option("--batch-size", default=None, type=click.IntRange(1), help="default: 64 for ann, 32 for erbp")
-@click.option("--lr", default=None, type=float, help="learning rate (default: 1e-3 for ann, eRBP's tuned 5e-4)")
-@click.option("--profile", default=None, help="erbp: keep weights on this profile's grid while learning")
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--lr", default=None, type=_T["float"]("lr"), help="learning rate (default: 1e-3 for ann, eRBP's tuned 5e-4)")
+@click.option("--profile", default=None, help="erbp: keep weights on this profile's grid while learning; "
+              "bptt/eventprop: train through the profile's integer dynamics (fake quantization)")
+@click.option("--loss", type=click.Choice(["count", "readout", "first-spike"]), default=None,
+              help="bptt: spike-count, LI-readout or first-spike loss (default readout); eventprop: first-spike")
+@click.option("--spike-reg", default=0.0, show_default=True, type=_T["float"]("spike_penalty"),
+              help="bptt: weight of the hidden spikes-per-neuron penalty")
+@click.option("--seed", default=0, show_default=True, type=_T["seed"])
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="output file (.onnx or .nir)")
 @library_errors
-def train(dataset, arch, method, epochs, batch_size, lr, profile, seed, output):
+def train(dataset, arch, method, epochs, batch_size, lr, profile, loss, spike_reg, seed, output):
     """Train a network on a bundled dataset."""
     from .data import load_dataset
 
+    if method not in ("bptt", "eventprop") and (loss is not None or spike_reg):
+        raise click.BadParameter("--loss and --spike-reg apply to --method bptt / eventprop")
+    check_arch(arch)
+    check_out_file(output, (".onnx",) if method == "ann" else ())
     data = load_dataset(dataset)
+    if method in ("bptt", "eventprop"):
+        from .train.lif_job import train_lif_command
+
+        _, lines = train_lif_command(data, arch, method, epochs, batch_size or 64, lr, profile, seed, output,
+                                     loss=loss, spike_reg=spike_reg)
+        click.echo("\n".join(lines))
+        return
     if method == "erbp":
         from .train.erbp_job import train_erbp_command
 
@@ -82,43 +102,53 @@ def train(dataset, arch, method, epochs, batch_size, lr, profile, seed, output):
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("--dataset", required=True, help="digits | mnist5k | yinyang | idx:<folder>")
 @click.option("--target", "targets", multiple=True, default=("reference",), show_default=True,
-              help="reference | fxsim | lava | norse (repeat for several)")
+              help="reference | fxsim | lava | norse | xylosim | ... (repeat for several; see snncompile targets)")
 @click.option("--profile", default=None, help="hardware profile name or .toml path (default loihi2 for fixed-point targets)")
-@click.option("--steps", default=None, type=click.IntRange(1), help="TTFS: time steps K per layer window [16]")
-@click.option("--bits", default=None, type=click.IntRange(1), help="weight bits (<= the profile's)")
-@click.option("--zeta", default=None, type=click.FloatRange(0), help="TTFS (ANN input): window margin B = (1+zeta) X [0.5]")
+@click.option("--steps", default=None, type=_T["steps"], help="TTFS: time steps K per layer window [16]")
+@click.option("--bits", default=None, type=_T["bits"], help="weight bits (<= the profile's)")
+@click.option("--zeta", default=None, type=_T["float"]("zeta"), help="TTFS (ANN input): window margin B = (1+zeta) X [0.5]")
 @click.option("--samples", default=None, type=click.IntRange(1), help="evaluate the first N test samples")
 @click.option("--vendor-samples", "--lava-samples", "vendor_samples", default=None, type=click.IntRange(1),
               help="vendor simulators (lava, ...): run only the first N evaluated samples")
 @click.option("--calib-samples", default=None, type=click.IntRange(1), help="training samples used for calibration")
 @click.option("--sweep-bits", default=None, help="comma-separated weight bits to sweep on fxsim, e.g. 2,3,4,6,8")
 @click.option("--sweep-steps", default=None, help="comma-separated steps to sweep on fxsim, e.g. 4,8,16,32")
-@click.option("--emit", multiple=True, type=click.Choice(["lava"]), help="also write a standalone program")
+@click.option("--sweep-profiles", default=None, help="comma-separated hardware profiles to sweep, e.g. loihi2,ideal")
+@click.option("--sweep-seeds", default=None,
+              help="comma-separated seeds: each point calibrates on a random draw of training samples")
+@click.option("--ray", "use_ray", is_flag=True, help="run the sweep's jobs as Ray tasks (local: 2 CPUs)")
+@click.option("--ray-address", default=None, help="with --ray: join this Ray cluster (e.g. auto, ray://host:10001)")
+@click.option("--emit", multiple=True, type=click.Choice(["lava", "netx", "xylo"]),
+              help="also write a standalone program (lava: Lava processes; netx: lava-dl HDF5; xylo: XyloSim spec)")
 @click.option("--weight-scale", type=click.Choice(["max", "mse"]), default=None,
               help="TTFS: per-layer weight scale: max-abs (nothing clipped, the default) or least squared error "
                    "(better below 4 bits); a scale stored by fine-tuning wins")
-@click.option("--dt", default=None, type=click.FloatRange(min=0, min_open=True),
+@click.option("--dt", default=None, type=_T["float"]("dt"),
               help="spiking NIR graphs: time step (default: the graph's, else 1); TTFS with --target norse: 1/steps")
 @click.option("--encoding", default=None, type=click.Choice(["regular", "rate", "latency"]),
               help="spiking NIR graphs: input spike code (default: the graph's, else regular)")
-@click.option("--sim-steps", default=None, type=click.IntRange(1),
+@click.option("--sim-steps", default=None, type=_T["sim_steps"],
               help="spiking NIR graphs: input steps per sample (default: the graph's, else 32)")
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--seed", default=0, show_default=True, type=_T["seed"])
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="output folder")
 @click.option("--quiet", is_flag=True, help="no progress output")
 @library_errors
 def compile_cmd(model, dataset, targets, profile, steps, bits, zeta, samples, vendor_samples, calib_samples,
-                sweep_bits, sweep_steps, emit, weight_scale, dt, encoding, sim_steps, seed, out, quiet):
+                sweep_bits, sweep_steps, sweep_profiles, sweep_seeds, use_ray, ray_address, emit, weight_scale, dt,
+                encoding, sim_steps, seed, out, quiet):
     """Convert, quantize, map, run on targets and validate; writes model.nir, model.q.nir and the report."""
     from .pipeline import CompileOptions, compile_model
 
     if not Path(model).is_file():
         raise click.ClickException(f"model file not found: {model}")
+    check_out_folder(out)
     opts = CompileOptions(dataset=dataset, targets=tuple(dict.fromkeys(targets)), profile=profile, steps=steps,
                           bits=bits, zeta=zeta, samples=samples, calib_samples=calib_samples, seed=seed,
                           vendor_samples=vendor_samples, emit=tuple(emit), sweep_bits=_ints(sweep_bits),
                           sweep_steps=_ints(sweep_steps), progress=not quiet, dt=dt, encoding=encoding,
-                          sim_steps=sim_steps, weight_scale=weight_scale)
+                          sim_steps=sim_steps, weight_scale=weight_scale,
+                          sweep_profiles=tuple(t.strip() for t in (sweep_profiles or "").split(",") if t.strip()),
+                          sweep_seeds=_ints(sweep_seeds), ray=use_ray, ray_address=ray_address)
     result = compile_model(model, opts, out=out)
     click.echo(result.report.table())
     if "sweep" in result.report.data:
@@ -129,7 +159,7 @@ def compile_cmd(model, dataset, targets, profile, steps, bits, zeta, samples, ve
 @main.command()
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("--dataset", required=True, help="training data used to calibrate the spike windows")
-@click.option("--zeta", default=0.5, show_default=True, type=click.FloatRange(0))
+@click.option("--zeta", default=0.5, show_default=True, type=_T["float"]("zeta"))
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="model.nir to write")
 @library_errors
 def convert(model, dataset, zeta, output):
@@ -139,6 +169,7 @@ def convert(model, dataset, zeta, output):
     from .ir import write_nir
     from .ttfs.convert import convert as convert_fn
 
+    check_out_file(output, (".nir",))
     ann = load_model(model)
     data = load_dataset(dataset)
     graph = convert_fn(ann, as_model_input(data.x_train, ann.input_shape, data.name), zeta=zeta)
@@ -150,34 +181,39 @@ def convert(model, dataset, zeta, output):
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("--dataset", required=True, help="training data (the test split is only monitored)")
 @click.option("--profile", default="loihi2", show_default=True, help="hardware profile name or .toml path")
-@click.option("--bits", default=None, type=click.IntRange(1), help="weight bits (<= the profile's)")
-@click.option("--steps", default=16, show_default=True, type=click.IntRange(1), help="time steps K per window")
+@click.option("--bits", default=None, type=_T["bits"], help="weight bits (<= the profile's)")
+@click.option("--steps", default=16, show_default=True, type=_T["steps"], help="time steps K per window")
 @click.option("--mode", type=click.Choice(["qat", "hil"]), default="qat", show_default=True)
 @click.option("--target", default="fxsim", show_default=True, type=click.Choice(["fxsim", "lava"]),
               help="hil: the bit-accurate target that runs every forward pass")
-@click.option("--epochs", default=5, show_default=True, type=click.IntRange(0))
+@click.option("--epochs", default=5, show_default=True, type=_T["epochs"])
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1))
-@click.option("--lr", default=1e-4, show_default=True, type=float)
-@click.option("--spike-penalty", default=0.0, show_default=True, type=click.FloatRange(0),
+@click.option("--lr", default=1e-4, show_default=True, type=_T["float"]("lr"))
+@click.option("--spike-penalty", default=0.0, show_default=True, type=_T["float"]("spike_penalty"),
               help="weight of a soft count of firing neurons in the loss (fewer spikes per neuron)")
 @click.option("--window-scale", default=1.0, show_default=True, type=click.FloatRange(0, 1, min_open=True),
               help="shrink every window B by this factor before fine-tuning")
+@click.option("--spike-budget", default=None, type=click.FloatRange(0, 1e3, min_open=True),
+              help="search the spike-penalty weight so that fxsim fires at most this many spikes per hidden neuron "
+                   "(a bounded number of short runs on a validation split carved from the training data)")
 @click.option("--weight-scale", type=click.Choice(["max", "mse"]), default="max", show_default=True,
               help="per-layer weight scale: max-abs (nothing clipped) or least squared error (better below 4 bits)")
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--seed", default=0, show_default=True, type=_T["seed"])
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="tuned model .nir")
 @click.option("--quiet", is_flag=True)
 @library_errors
 def finetune(model, dataset, profile, bits, steps, mode, target, epochs, batch_size, lr, spike_penalty, window_scale,
-             weight_scale, seed, output, quiet):
+             spike_budget, weight_scale, seed, output, quiet):
     """Quantization-aware (qat) or hardware-in-the-loop (hil) fine-tuning of a TTFS model.nir."""
     from .train.finetune import finetune_command
 
     if not output.endswith(".nir"):
         raise click.BadParameter("the output must be a .nir file", param_hint="-o")
+    check_out_file(output, (".nir",))
     click.echo(finetune_command(model, dataset, profile, bits, steps, output, mode=mode, target=target, epochs=epochs,
                                 batch_size=batch_size, lr=lr, seed=seed, spike_penalty=spike_penalty,
-                                window_scale=window_scale, scale_policy=weight_scale, progress=not quiet))
+                                window_scale=window_scale, scale_policy=weight_scale, progress=not quiet,
+                                spike_budget=spike_budget))
 
 
 @main.command()
@@ -203,7 +239,7 @@ def profiles(show):
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
 @library_errors
 def inspect(path, as_json):
-    """Print a NIR file's nodes, edges, shapes, parameter ranges and snncompile metadata."""
+    """Print a NIR (or lava-dl netx .net) file's nodes, edges, shapes, parameter ranges and snncompile metadata."""
     import json
 
     from .inspect_nir import describe, render

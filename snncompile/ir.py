@@ -21,17 +21,20 @@ from . import METADATA_KEY
 from .errors import InvalidModel
 
 
-def _jsonable(value):
+def json_clean(value, nonfinite=str):
+    """``value`` with numpy arrays and scalars turned into lists and Python numbers, dict keys into
+    strings, tuples into lists; a non-finite float becomes ``nonfinite(x)`` (JSON has no inf/nan):
+    ``str`` keeps it readable ("inf") in metadata, ``lambda x: None`` gives JSON null in reports."""
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): json_clean(v, nonfinite) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
+        return [json_clean(v, nonfinite) for v in value]
     if isinstance(value, np.ndarray):
-        return _jsonable(value.tolist())
+        return json_clean(value.tolist(), nonfinite)
     if isinstance(value, np.generic):
-        return value.item()
+        value = value.item()
     if isinstance(value, float) and not np.isfinite(value):
-        return str(value)  # JSON has no inf/nan
+        return nonfinite(value)
     return value
 
 
@@ -49,16 +52,19 @@ def get_meta(obj) -> dict:
     if isinstance(raw, dict):
         return raw
     try:
-        return json.loads(raw)
-    except (TypeError, ValueError) as exc:
+        data = json.loads(raw)
+    except (TypeError, ValueError, RecursionError) as exc:
         raise InvalidModel(f"metadata[{METADATA_KEY!r}] is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise InvalidModel(f"metadata[{METADATA_KEY!r}] is a JSON {type(data).__name__}; rule: a JSON object")
+    return data
 
 
 def set_meta(obj, data: dict) -> None:
     """Store ``data`` (JSON-serializable; numpy values are converted) as our metadata."""
     if not isinstance(getattr(obj, "metadata", None), dict):
         obj.metadata = {}
-    obj.metadata[METADATA_KEY] = json.dumps(_jsonable(data), sort_keys=True)
+    obj.metadata[METADATA_KEY] = json.dumps(json_clean(data), sort_keys=True)
 
 
 def write_text(path: str | Path, text: str) -> Path:
@@ -102,8 +108,9 @@ def read_nir(path: str | Path, type_check: bool = True) -> nir.NIRGraph:
         with h5py.File(path, "r") as f:
             if "node" not in f:
                 raise InvalidModel(f"{path}: not a NIR file (HDF5 without a 'node' group)")
-    except OSError:
-        raise InvalidModel(f"{path}: not a NIR file (not HDF5, or truncated)") from None
+    except (OSError, RuntimeError, ValueError, KeyError) as exc:  # h5py raises RuntimeError on a corrupt heap
+        what = "" if isinstance(exc, OSError) else f": {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+        raise InvalidModel(f"{path}: not a NIR file (not HDF5, truncated or corrupt{what})") from None
     try:
         graph = nir.read(path, type_check=type_check)
     except InvalidModel:

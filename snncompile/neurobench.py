@@ -568,6 +568,8 @@ def lif_synapse_layers(graph, dt: float = 1.0) -> list[SynapseLayer]:
 
     meta = get_meta(graph)
     out = []
+    if meta.get("format") == FORMAT_Q and meta.get("arithmetic") == "xylo":
+        return _xylo_synapse_layers(graph, meta)
     if meta.get("format") == FORMAT_Q:
         qnet = read_qlif(graph)
         wbits = int(meta["weight_bits"])
@@ -607,3 +609,27 @@ def lif_synapse_layers(graph, dt: float = 1.0) -> list[SynapseLayer]:
                                 kernel=None if wnode is None else np.asarray(wnode.weight), bias=c.bias,
                                 synapses=S, constants=consts))
     return out
+
+
+def _xylo_synapse_layers(graph, meta) -> list[SynapseLayer]:
+    """A Xylo graph's input, recurrent (hidden -> hidden) and output matrices, split by population."""
+    from .quantize.lif_xylo import xylo_spec
+
+    spec = xylo_spec(graph)
+    wbits, sbits = int(meta["weight_bits"]), int(meta["state_bits"])
+    pops = list(meta["xylo_populations"].items())
+    ro = meta["xylo_readout"]
+    consts = {"dash_syn": (1, 4), "dash_mem": (1, 4), "threshold": (1, sbits)}
+    out = []
+    for i, (name, (a, b)) in enumerate(pops):
+        W = spec["weights_in"][:, a:b].T if i == 0 else spec["weights_rec"][pops[i - 1][1][0]:pops[i - 1][1][1], a:b].T
+        out.append(SynapseLayer(f"{name}_in", "input" if i == 0 else pops[i - 1][0], name, W, "linear",
+                                bias=spec["bias"][a:b], constants=consts, weight_bits=wbits, bias_bits=sbits))
+        self_w = spec["weights_rec"][a:b, a:b].T
+        if np.any(self_w):
+            out.append(SynapseLayer(f"{name}_rec", name, name, self_w, "linear", weight_bits=wbits))
+    name, (a, b) = pops[-1]
+    out.append(SynapseLayer(f"{ro}_in", name, ro, spec["weights_out"][a:b].T, "linear", bias=spec["bias_out"],
+                            constants=consts, weight_bits=wbits, bias_bits=sbits))
+    return out
+

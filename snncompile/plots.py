@@ -118,25 +118,14 @@ def raster_plot(populations: dict, path, *, target: str, sample: int = 0, sample
 # ---- spike times: fixed point vs reference -------------------------------------------------------
 
 def ttfs_time_pairs(ref_run, float_net, fx_run, q_net) -> dict:
-    """Per hidden layer: (t_ref, t_fx) in window units for the neurons that fire in both runs.
+    """Per hidden layer: (t_ref, t_fx) in window units for the neurons that fire in both runs
+    (:func:`snncompile.validate.ttfs_spike_times`)."""
+    from .validate import ttfs_spike_times
 
-    The fixed-point spike at step s of a hidden layer stands for the count
-    c = t_in_end + K + 1 - s, i.e. the time t = t_max - c * Delta (as ``ttfs_time_error``).
-    """
     out = {}
-    ref = {la.name: la for la in ref_run.layers}
-    fx = {la.name: la for la in fx_run.layers}
-    for fl, ql in zip(float_net.layers, q_net.layers):
-        if fl.role != "hidden" or fl.name not in fx:
-            continue
-        m = ql.meta
-        K, delta = int(m["steps"]), float(m["delta_out"])
-        k = min(len(ref[fl.name].times), len(fx[fl.name].times))
-        t_ref = np.asarray(ref[fl.name].times[:k], dtype=np.float64)
-        step = np.asarray(fx[fl.name].times[:k])
-        both = np.isfinite(t_ref) & (step >= 0)
-        t_fx = fl.meta["t_max"] - (m["t_in_end"] + K + 1 - step) * delta
-        out[fl.name] = (t_ref[both], t_fx[both])
+    for name, (t_ref, t_fx, _) in ttfs_spike_times(ref_run, float_net, fx_run, q_net).items():
+        both = np.isfinite(t_ref) & np.isfinite(t_fx)
+        out[name] = (t_ref[both], t_fx[both])
     return out
 
 

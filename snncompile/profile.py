@@ -20,6 +20,8 @@ from .errors import ProfileError
 ARITHMETICS = ("loihi", "ideal", "xylo", "speck")
 NEURON_MODELS = ("lif", "ttfs")
 SIGN_MODES = ("mixed", "exc", "inh")
+# 1-bit MIXED mantissas would hold only -2**full_bits and 0 (Lava truncates the magnitude bit away)
+MIN_WEIGHT_BITS = {"mixed": 2, "exc": 1, "inh": 1}
 MAPPING_STYLES = ("cores", "fixed", "layer_per_core")
 
 
@@ -112,10 +114,12 @@ class HwProfile:
         """A copy with fewer weight bits (``--bits``); more than the profile has is an error."""
         if bits is None or bits == self.weights.bits:
             return self
-        if not 1 <= bits <= self.weights.bits:
+        lo = MIN_WEIGHT_BITS[self.weights.sign_mode]
+        if not lo <= bits <= self.weights.bits:
             raise ProfileError(
-                f"--bits {bits}: profile {self.name!r} has {self.weights.bits}-bit weights; "
-                f"choose 1..{self.weights.bits}"
+                f"--bits {bits}: profile {self.name!r} has {self.weights.bits}-bit {self.weights.sign_mode} weights; "
+                f"choose {lo}..{self.weights.bits}" + (" (rule: a mixed-sign weight needs a sign bit and at least one "
+                                                       "magnitude bit)" if bits < lo else "")
             )
         return dataclasses.replace(self, weights=dataclasses.replace(self.weights, bits=bits))
 
@@ -127,6 +131,14 @@ def _int_in(lo, hi):
 
 def _num_ge(lo):
     return lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v >= lo, f"a number >= {lo}"
+
+
+ENERGY_MAX_PJ = 1e9  # 1 mJ per event: far above any chip; keeps every estimate finite
+
+
+def _num_in(lo, hi):
+    return (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and lo <= v <= hi,
+            f"a finite number in {lo:g}..{hi:g}")
 
 
 def _one_of(options):
@@ -178,8 +190,8 @@ _SCHEMA = {
         "recurrent": ((lambda v: isinstance(v, bool), "true or false"), False),
     },
     "energy": {
-        "synop_pj": (_num_ge(0), True), "neuron_update_pj": (_num_ge(0), True),
-        "spike_pj": (_num_ge(0), True), "source": (_str(), True),
+        "synop_pj": (_num_in(0, ENERGY_MAX_PJ), True), "neuron_update_pj": (_num_in(0, ENERGY_MAX_PJ), True),
+        "spike_pj": (_num_in(0, ENERGY_MAX_PJ), True), "source": (_str(), True),
     },
 }
 
@@ -218,6 +230,9 @@ def parse_profile(data: dict, where: str) -> HwProfile:
         raise ProfileError(f"{where}: [weights].exp_min ({w['exp_min']}) exceeds exp_max ({w['exp_max']})")
     if w["bits"] > w["full_bits"]:
         raise ProfileError(f"{where}: [weights].bits ({w['bits']}) exceeds full_bits ({w['full_bits']})")
+    if w["bits"] < MIN_WEIGHT_BITS[w["sign_mode"]]:
+        raise ProfileError(f"{where}: [weights].bits = {w['bits']} with sign_mode {w['sign_mode']!r}; rule: at least "
+                           f"{MIN_WEIGHT_BITS[w['sign_mode']]} (a sign bit and a magnitude bit)")
     m = parts["mapping"]
     if m["style"] == "layer_per_core" and len(m.get("core_neurons", ())) != len(m.get("core_weights", ())):
         raise ProfileError(f"{where}: [mapping].core_neurons and core_weights must have the same length")

@@ -15,36 +15,16 @@ Layout of the data (DESIGN.md, "Report conventions"): ``model``, ``dataset`` (``
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from .ir import json_clean, write_text
+
 
 def _clean(obj):
-    if isinstance(obj, dict):
-        return {str(k): _clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _clean(obj.tolist())
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, float) and not np.isfinite(obj):
-        return None
-    return obj
-
-
-def write_text(path: Path, text: str) -> None:
-    """Write atomically (temp file in the same folder, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    return json_clean(obj, nonfinite=lambda x: None)
 
 
 def _fmt(v, pct=False):
@@ -57,6 +37,14 @@ def _fmt(v, pct=False):
     if isinstance(v, float):
         return f"{v:.4g}"
     return str(v)
+
+
+def _num(v, spec: str) -> str:
+    """A number for the Markdown report; None (a non-finite value after JSON cleaning) and inf/nan are words."""
+    if v is None:
+        return "–"
+    v = float(v)
+    return format(v, spec) if np.isfinite(v) else str(v)
 
 
 def _secs(v) -> str:
@@ -192,7 +180,7 @@ class Report:
                              f"{verdict}")
             if "energy" in r:
                 e = r["energy"]
-                lines.append(f"{name}: energy {e['nJ_per_sample_mean']:.3g} nJ per sample ({e['label']})")
+                lines.append(f"{name}: energy {_num(e['nJ_per_sample_mean'], '.3g')} nJ per sample ({e['label']})")
             if "first_spike_agreement_within_one_step" in r and r["first_spike_agreement_within_one_step"] is not None:
                 lines.append(f"{name}: first spikes within one step of the reference: "
                              f"{100 * r['first_spike_agreement_within_one_step']:.2f} % of neurons")
@@ -276,7 +264,16 @@ class Report:
                 for row in r["spike_time_error"]["layers"]:
                     out.append(f"| {row['name']} | {_fmt(row['mean'])} | {_fmt(row['max'])} | "
                                f"{_fmt(row['mean_steps'])} | {_fmt(row['fire_agreement'], True)} |")
-            if "quantization" in r and r["quantization"] and "population" in r["quantization"][0]:
+            if "quantization" in r and r["quantization"] and "dash_mem" in r["quantization"][0]:
+                out += ["", "quantization (Xylo LIF):", "", "| population | dash_syn | dash_mem | threshold | v LSB |",
+                        "|---|---|---|---|---|"]
+                for row in r["quantization"]:
+                    if "dash_mem" in row:
+                        out.append(f"| {row['population']} | {row['dash_syn']} | {row['dash_mem']} | "
+                                   f"{_fmt(row['threshold'])} | {_fmt(row['v_lsb'])} |")
+                    else:
+                        out.append(f"\nweight shifts {row['shifts']}, max rounding error {row['max_rounding_error']}")
+            elif "quantization" in r and r["quantization"] and "population" in r["quantization"][0]:
                 out += ["", "quantization (Loihi LIF):", "", "| population | du | dv | vth_mant | v LSB | connections "
                         "(weight_exp, max rounding error) |", "|---|---|---|---|---|---|"]
                 for row in r["quantization"]:
@@ -301,9 +298,9 @@ class Report:
                                f"{row.get('cores', row.get('core', '–'))} |")
             if "energy" in r:
                 e = r["energy"]
-                out.append(f"\nenergy (**{e['label']}**): {e['nJ_per_sample_mean']:.3g} nJ per sample "
-                           f"({e['synops_per_sample']:.4g} synaptic ops, {e['neuron_updates_per_sample']} neuron "
-                           f"updates, {e['spikes_per_sample']:.4g} spikes); {e['source']}")
+                out.append(f"\nenergy (**{e['label']}**): {_num(e['nJ_per_sample_mean'], '.3g')} nJ per sample "
+                           f"({_num(e['synops_per_sample'], '.4g')} synaptic ops, {e['neuron_updates_per_sample']} "
+                           f"neuron updates, {_num(e['spikes_per_sample'], '.4g')} spikes); {e['source']}")
         if "sweep" in d and d["sweep"].get("markdown"):
             out += ["", "## Sweep: accuracy (bits x steps)", "", d["sweep"]["markdown"]]
         if plots:

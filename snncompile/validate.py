@@ -57,31 +57,39 @@ def summarize(run: Run, labels: np.ndarray | None, ann_decisions: np.ndarray | N
     return out
 
 
-def ttfs_time_error(ref_run: Run, float_net, fx_run: Run, q_net) -> dict:
-    """Spike-time error of a fixed-point TTFS run against the float reference, per hidden layer.
+def ttfs_spike_times(ref_run: Run, float_net, fx_run: Run, q_net) -> dict:
+    """Per hidden layer of a fixed-point TTFS run: (t_ref, t_fx, Delta) in window units (inf = silent).
 
-    The fixed-point spike at step ``s`` of a hidden layer stands for count c = t_in_end + K + 1 - s,
-    i.e. the time t = t_max - c * Delta (window units); the reference time is exact.  Reports
-    the mean and max |t_fx - t_ref| (window units and grid steps Delta) over neurons that fire in
-    both, and the share of neurons whose fire/silent state agrees.
-    """
-    per_layer = []
-    ref_layers = {la.name: la for la in ref_run.layers}
-    fx_layers = {la.name: la for la in fx_run.layers}
+    The fixed-point spike at step ``s`` stands for the count c (:func:`snncompile.neurons.ttfs.output_counts`),
+    i.e. the time t = t_max - c * Delta; the reference time is exact.  Both runs cut to their common samples."""
+    from .neurons.ttfs import TtfsParams, output_counts
+
+    out = {}
+    ref = {la.name: la for la in ref_run.layers}
+    fx = {la.name: la for la in fx_run.layers}
     for fl, ql in zip(float_net.layers, q_net.layers):
-        if fl.role != "hidden" or fl.name not in fx_layers:
+        if fl.role != "hidden" or fl.name not in fx:
             continue
-        m = ql.meta
-        K, delta = int(m["steps"]), float(m["delta_out"])
-        t_ref = ref_layers[fl.name].times
-        step = fx_layers[fl.name].times
-        fire_ref, fire_fx = np.isfinite(t_ref), step >= 0
-        c = np.where(fire_fx, m["t_in_end"] + K + 1 - step, 0)
-        t_fx = fl.meta["t_max"] - c * delta
+        k = min(len(ref[fl.name].times), len(fx[fl.name].times))
+        t_ref = np.asarray(ref[fl.name].times[:k], dtype=np.float64)
+        step = np.asarray(fx[fl.name].times[:k])
+        delta = float(ql.meta["delta_out"])
+        c = output_counts(TtfsParams.from_meta(ql.meta, "hidden"), step)
+        out[fl.name] = (t_ref, np.where(step >= 0, fl.meta["t_max"] - c * delta, np.inf), delta)
+    return out
+
+
+def ttfs_time_error(ref_run: Run, float_net, fx_run: Run, q_net) -> dict:
+    """Spike-time error of a fixed-point TTFS run against the float reference, per hidden layer: the
+    mean and max |t_fx - t_ref| (window units and grid steps Delta) over neurons that fire in both,
+    and the share of neurons whose fire/silent state agrees (:func:`ttfs_spike_times`)."""
+    per_layer = []
+    for name, (t_ref, t_fx, delta) in ttfs_spike_times(ref_run, float_net, fx_run, q_net).items():
+        fire_ref, fire_fx = np.isfinite(t_ref), np.isfinite(t_fx)
         both = fire_ref & fire_fx
-        err = np.abs(t_fx - t_ref)[both]
+        err = np.abs(t_fx[both] - t_ref[both])
         per_layer.append({
-            "name": fl.name, "grid_step": delta,
+            "name": name, "grid_step": delta,
             "mean": float(err.mean()) if err.size else 0.0, "max": float(err.max()) if err.size else 0.0,
             "mean_steps": float(err.mean() / delta) if err.size else 0.0,
             "fire_agreement": float(np.mean(fire_ref == fire_fx)),

@@ -121,3 +121,20 @@ def test_finetune_cli_writes_graph_and_log(digits_graph, tmp_path):
                                     "--target", "reference", "--target", "fxsim", "--out", str(tmp_path / "b"),
                                     "--quiet"])
     assert res.exit_code == 0, res.output
+
+
+def test_cli_spike_budget_searches_the_penalty_and_says_whether_it_is_met(tmp_path):
+    from click.testing import CliRunner
+
+    from snncompile.cli import main
+
+    r = CliRunner()
+    assert r.invoke(main, ["train", "--dataset", "digits", "--arch", "64-24-10", "--epochs", "3", "--seed", "0",
+                           "-o", str(tmp_path / "a.onnx")]).exit_code == 0
+    assert r.invoke(main, ["convert", str(tmp_path / "a.onnx"), "--dataset", "digits", "-o",
+                           str(tmp_path / "m.nir")]).exit_code == 0
+    res = r.invoke(main, ["finetune", str(tmp_path / "m.nir"), "--dataset", "digits", "--spike-budget", "0.3",
+                          "--epochs", "1", "--steps", "8", "--quiet", "-o", str(tmp_path / "t.nir")])
+    assert res.exit_code == 0, res.output
+    assert "spike budget 0.3" in res.output and ("(met)" in res.output or "NOT met" in res.output)
+    assert (tmp_path / "t.nir").is_file() and (tmp_path / "t.log.json").is_file()

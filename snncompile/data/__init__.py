@@ -17,7 +17,7 @@ import numpy as np
 from ..errors import DatasetError, InvalidModel
 
 _BUILTIN = ("digits", "mnist5k", "yinyang")
-DATASET_NAMES = (*_BUILTIN, "idx:<folder>")
+DATASET_NAMES = (*_BUILTIN, "idx:<folder>", "cifar10:<folder>", "cifar100:<folder>", "npz:<file>")
 
 
 @dataclass(frozen=True)
@@ -69,12 +69,43 @@ def _load_idx(folder: str, stamp: tuple) -> Dataset:
     return _frozen(load_idx_arrays(folder))
 
 
+@functools.lru_cache(maxsize=4)
+def _load_user(kind: str, path: str, stamp: tuple) -> Dataset:
+    """``cifar10``/``cifar100`` folders (data/cifar.py) and ``npz`` files (data/npz.py)."""
+    if kind == "npz":
+        from .npz import load_npz_arrays
+
+        return _frozen(load_npz_arrays(path))
+    from .cifar import load_cifar_arrays
+
+    return _frozen(load_cifar_arrays(kind, path))
+
+
 def load_dataset(name: str) -> Dataset:
-    """Load a dataset by name: one of ``digits``, ``mnist5k``, ``yinyang``, ``idx:<folder>``.
+    """Load a dataset by name: one of ``digits``, ``mnist5k``, ``yinyang``, ``idx:<folder>``,
+    ``cifar10:<folder>``, ``cifar100:<folder>`` (python pickle batches, data/cifar.py) or
+    ``npz:<file>`` (arrays x_train, y_train, x_test, y_test of any shape, data/npz.py).
 
     Raises DatasetError for an unknown name (listing the known ones) or missing/corrupt data.
     """
     key = name.strip()
+    for kind in ("cifar10", "cifar100", "npz"):
+        if key.startswith(kind + ":"):
+            path = key[len(kind) + 1:]
+            if not path:
+                what = "file" if kind == "npz" else "folder"
+                raise DatasetError(f"dataset '{kind}:' needs a {what}: {kind}:<{what}>")
+            path = os.path.abspath(os.path.expanduser(path))
+            if kind == "npz":
+                if not os.path.isfile(path):
+                    raise DatasetError(f"dataset 'npz:{path}': file not found: {path}")
+                paths = [path]
+            else:
+                from .cifar import cifar_files
+
+                paths = cifar_files(kind, path)
+            stamp = tuple((p, os.stat(p).st_size, os.stat(p).st_mtime_ns) for p in paths)
+            return _load_user(kind, path, stamp)
     if key.startswith("idx:"):
         folder = key[len("idx:") :]
         if not folder:

@@ -7,6 +7,7 @@ Every problem raises DatasetError naming the exact file and what is wrong with i
 """
 
 import gzip
+import math
 import os
 import zlib
 
@@ -69,7 +70,7 @@ def read_idx(path: str, kind: str) -> np.ndarray:
     dims = tuple(int(d) for d in np.frombuffer(buf, dtype=">u4", count=ndim, offset=4))
     if 0 in dims:
         raise DatasetError(f"{path}: header declares an empty array of shape {dims}")
-    need, held = int(np.prod(dims)), len(buf) - header
+    need, held = math.prod(dims), len(buf) - header  # Python ints: a uint32 header must not overflow int64
     if held != need:
         what = "truncated" if held < need else "too long"
         if kind == "labels":

@@ -1,7 +1,8 @@
 """The canonical ANN form every later stage reads, its checker, and BatchNorm folding.
 
 A canonical network is an ``nn.Sequential`` whose children are only ``nn.Linear``,
-``nn.Conv2d``, ``nn.ReLU``, ``nn.Flatten``, ``nn.AvgPool2d`` and ``nn.MaxPool2d``: a chain of
+``nn.Conv2d``, ``nn.ReLU``, ``nn.Flatten``, ``nn.AvgPool2d``, ``nn.MaxPool2d`` and
+:class:`BiasMap` (a per-position bias right after a Conv2d, from a folded BatchNorm): a chain of
 affine maps, ReLUs and pools, which is what the exact ReLU -> TTFS mapping needs
 (DESIGN.md section 3).  Rules, checked by :func:`check_canonical`:
 
@@ -9,7 +10,8 @@ affine maps, ReLUs and pools, which is what the exact ReLU -> TTFS mapping needs
 * ``Linear`` sees a flat input ``(N, in_features)``; ``Conv2d`` and the pools see ``(N, C, H, W)``;
 * ``Conv2d``: dilation 1, groups 1, ``padding_mode='zeros'``, integer padding, any stride / bias;
 * pools: padding 0, dilation 1, ``ceil_mode=False`` (and no ``divisor_override`` / indices);
-* ``Flatten`` only with ``start_dim=1, end_dim=-1``.
+* ``Flatten`` only with ``start_dim=1, end_dim=-1``;
+* ``BiasMap`` directly after a Conv2d, its ``bias`` of the conv's per-sample output shape.
 
 Frontends hand :func:`canonicalize` a raw chain ``[(name, module), ...]`` that may also hold
 BatchNorm1d/2d, Dropout and Identity.  Dropout and Identity are dropped.  BatchNorm (eval-mode
@@ -18,9 +20,21 @@ is folded into an affine layer:
 
 * directly after a Linear/Conv2d: W' = s*W, b' = s*b + t (row-wise), exact;
 * otherwise (after a ReLU, a pool or at the input) into the *next* Linear/Conv2d, across
-  Flatten/Dropout/Identity only: W' = W*s (column-wise), b' = b + W t.  Exact for Linear and for
-  an unpadded Conv2d; a padded Conv2d pads the BN *output* with zeros, which the folded conv
-  would see as ``x = 0`` (i.e. ``t`` after BN), so that case is refused.
+  Flatten/Dropout/Identity, average pools and max-pools: W' = W*s (column-wise), b' = b + W t.
+  Exact for Linear and for an unpadded Conv2d.  A padded Conv2d pads the BN *output* with zeros:
+  conv_pad(s*x + t) = conv_pad(W*s; x) + conv_pad(W; t), and the second term is constant only
+  inside the map (sum W t); at the borders the padded taps miss their share of t.  The fold is
+  still exact: the conv keeps the interior bias b + sum W t and a :class:`BiasMap` right after it
+  adds the per-position border correction conv_pad(W; t) - sum W t (zero inside).  The TTFS
+  conversion reads the two as one per-neuron bias (every neuron has its own threshold anyway,
+  DESIGN.md section 3: padding makes thresholds position-dependent).
+* across a pool: an average pool (no padding) commutes with the per-channel map exactly; a
+  max-pool commutes with it only where s >= 0 (max(s x + t) = s max(x) + t).  A channel with
+  s < 0 would need a *min*-pool (max(s x + t) = s min(x) + t): in TTFS the latest spike, silent if
+  any input is silent.  Moving the sign into the next layer's weights does not help (the pool
+  still has to pick the smallest input), and the integer B1 neuron that runs max-pools on the
+  targets fires on the first input, so that case is refused, naming the BN and its channels.
+  Train with a positive BN scale (e.g. clamp gamma >= 0) or put the BatchNorm after the pool.
 """
 
 from __future__ import annotations
@@ -33,11 +47,30 @@ from torch import nn
 
 from ..errors import InvalidModel, UnsupportedOperator
 
-CANONICAL_TYPES = (nn.Linear, nn.Conv2d, nn.ReLU, nn.Flatten, nn.AvgPool2d, nn.MaxPool2d)
+
+class BiasMap(nn.Module):
+    """y = x + bias with ``bias`` of the full per-sample shape (C, H, W): a per-neuron bias.
+
+    Written by BatchNorm folding before a padded Conv2d (module docstring); it always follows
+    that Conv2d directly and holds only the border correction (zero inside the map).
+    """
+
+    def __init__(self, bias: torch.Tensor):
+        super().__init__()
+        self.bias = nn.Parameter(torch.as_tensor(bias, dtype=torch.float32).clone())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.bias.to(x.dtype)
+
+    def extra_repr(self) -> str:
+        return f"shape={tuple(self.bias.shape)}"
+
+
+CANONICAL_TYPES = (nn.Linear, nn.Conv2d, nn.ReLU, nn.Flatten, nn.AvgPool2d, nn.MaxPool2d, BiasMap)
 AFFINE_TYPES = (nn.Linear, nn.Conv2d)
 FOLDABLE_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d)
 REMOVED_TYPES = (nn.Dropout, nn.Identity)
-SUPPORTED_MODULES = [t.__name__ for t in CANONICAL_TYPES + FOLDABLE_TYPES + REMOVED_TYPES]
+SUPPORTED_MODULES = [t.__name__ for t in CANONICAL_TYPES + FOLDABLE_TYPES + REMOVED_TYPES if t is not BiasMap]
 
 
 @dataclass
@@ -116,6 +149,8 @@ def _check_layer(lname: str, m: nn.Module, shape: tuple, where: str = "") -> Non
         bad(f"divisor_override={m.divisor_override} is not supported")
     if isinstance(m, nn.Flatten) and (m.start_dim != 1 or m.end_dim != -1):
         bad(f"needs start_dim=1, end_dim=-1; got start_dim={m.start_dim}, end_dim={m.end_dim}")
+    if isinstance(m, BiasMap) and tuple(m.bias.shape) != tuple(shape):
+        bad(f"bias of shape {tuple(m.bias.shape)} for an input of shape {tuple(shape)}; they must match")
 
 
 def check_canonical(model: AnnModel, where: str = "") -> None:
@@ -137,8 +172,11 @@ def check_canonical(model: AnnModel, where: str = "") -> None:
     if not shape or not all(isinstance(d, int) and d > 0 for d in shape):
         raise InvalidModel(f"model {model.name!r}{_where(where)}: input_shape must be positive ints, "
                            f"got {model.input_shape!r}")
-    for lname, m in zip(model.layer_names, children):
+    for i, (lname, m) in enumerate(zip(model.layer_names, children)):
         _check_layer(lname, m, shape, where)
+        if isinstance(m, BiasMap) and (i == 0 or not isinstance(children[i - 1], nn.Conv2d)):
+            raise InvalidModel(f"layer {lname!r} (BiasMap){_where(where)} is not canonical: it must "
+                               "directly follow a Conv2d")
         shape = run_layer(lname, m, shape, where)
 
 
@@ -167,6 +205,8 @@ def _copy_layer(lname: str, m: nn.Module, where: str) -> nn.Module:
                         padding_mode=m.padding_mode)
     elif isinstance(m, nn.ReLU):
         return nn.ReLU()
+    elif isinstance(m, BiasMap):
+        return BiasMap(f32(m.bias))
     elif isinstance(m, nn.Flatten):
         return nn.Flatten(m.start_dim, m.end_dim)
     elif isinstance(m, nn.AvgPool2d):
@@ -213,22 +253,47 @@ def _fold_into_previous(layer: nn.Module, s: torch.Tensor, t: torch.Tensor) -> N
 
 
 def _fold_into_next(lname: str, layer: nn.Module, s: torch.Tensor, t: torch.Tensor,
-                    bn_name: str, where: str) -> None:
-    """Fold an input map x -> s*x + t (full per-sample shape) into ``layer`` in place."""
+                    in_shape: tuple) -> BiasMap | None:
+    """Fold an input map x -> s*x + t (full per-sample shape) into ``layer`` in place.
+
+    Returns the :class:`BiasMap` to insert right after a padded Conv2d (None when the folded
+    bias is the same at every position).
+    """
     w = layer.weight.detach().double()
     out = w.shape[0]
     b = layer.bias.detach().double() if layer.bias is not None else torch.zeros(out, dtype=torch.float64)
     if isinstance(layer, nn.Linear):
         _set_affine(layer, w * s.reshape(1, -1), b + w @ t.reshape(-1))
-        return
-    if _pair(layer.padding) != (0, 0):
-        raise UnsupportedOperator(
-            f"BatchNorm after ReLU before a padded Conv2d ({lname!r}, padding={layer.padding}): the "
-            "conv pads the normalized output with zeros, so folding the BatchNorm into it is not exact "
-            "at the borders; put the BatchNorm before the ReLU or use padding 0",
-            bn_name, SUPPORTED_MODULES, where)
+        return None
     s_c, t_c = s[:, 0, 0], t[:, 0, 0]  # per input channel (BN2d)
-    _set_affine(layer, w * s_c.view(1, -1, 1, 1), b + (w * t_c.view(1, -1, 1, 1)).sum(dim=(1, 2, 3)))
+    interior = (w * t_c.view(1, -1, 1, 1)).sum(dim=(1, 2, 3))
+    _set_affine(layer, w * s_c.view(1, -1, 1, 1), b + interior)
+    if _pair(layer.padding) == (0, 0):
+        return None
+    # zero padding of the BN output: the taps that fall on the padding miss their t, so the
+    # border correction is -conv(W; t on the padding ring, 0 inside): exactly 0 inside the map
+    ph, pw = _pair(layer.padding)
+    c, h, wd = in_shape
+    ring = t_c.view(-1, 1, 1).expand(c, h + 2 * ph, wd + 2 * pw).clone()
+    ring[:, ph:ph + h, pw:pw + wd] = 0.0
+    border = -torch.nn.functional.conv2d(ring[None], w, None, layer.stride, 0)[0]
+    return BiasMap(border)
+
+
+def _through_pool(lname: str, pool: nn.Module, s: torch.Tensor, t: torch.Tensor, bn_name: str,
+                  out_shape: tuple, where: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Move a per-channel map y = s*x + t from before ``pool`` to after it (exact, see docstring)."""
+    s_c, t_c = s[:, 0, 0], t[:, 0, 0]
+    if isinstance(pool, nn.MaxPool2d) and bool((s_c < 0).any()):
+        neg = [int(c) for c in torch.nonzero(s_c < 0).reshape(-1)]
+        shown = ", ".join(map(str, neg[:8])) + (", ..." if len(neg) > 8 else "")
+        raise UnsupportedOperator(
+            f"BatchNorm with a negative scale (gamma/sqrt(var+eps) < 0 on channel(s) {shown}) before the "
+            f"MaxPool2d {lname!r}: max(s*x + t) = s*min(x) + t needs a min-pool (the latest spike), which the "
+            "TTFS max-pool neuron (earliest spike wins) cannot compute; train with gamma >= 0 or put the "
+            "BatchNorm after the pool", bn_name, SUPPORTED_MODULES, where)
+    view = (-1, 1, 1)
+    return s_c.view(view).expand(out_shape).clone(), t_c.view(view).expand(out_shape).clone()
 
 
 def _set_affine(layer: nn.Module, w: torch.Tensor, b: torch.Tensor) -> None:
@@ -264,7 +329,12 @@ def canonicalize(layers: list[tuple[str, nn.Module]], input_shape, name: str = "
             continue
         if isinstance(m, FOLDABLE_TYPES):
             s, t = _bn_affine(lname, m, shape, where)
-            if last_affine:
+            if last_affine and isinstance(out[-1][1], BiasMap):  # conv + border map: scale both
+                border = out[-1][1]
+                with torch.no_grad():
+                    border.bias.copy_((border.bias.double() * s).to(torch.float32))
+                _fold_into_previous(out[-2][1], s, t)
+            elif last_affine:
                 _fold_into_previous(out[-1][1], s, t)
             elif pending is None:
                 pending = (s, t, lname)
@@ -273,20 +343,26 @@ def canonicalize(layers: list[tuple[str, nn.Module]], input_shape, name: str = "
             continue
         new = _copy_layer(lname, m, where)
         _check_layer(lname, new, shape, where)
+        extra = None
         if pending is not None:
             s, t, bn_name = pending
             if isinstance(new, AFFINE_TYPES):
-                _fold_into_next(lname, new, s, t, bn_name, where)
+                extra = _fold_into_next(lname, new, s, t, shape)
                 pending = None
             elif isinstance(new, nn.Flatten):
                 pending = (s.reshape(-1), t.reshape(-1), bn_name)
+            elif isinstance(new, (nn.MaxPool2d, nn.AvgPool2d)):
+                pending = (*_through_pool(lname, new, s, t, bn_name, run_layer(lname, new, shape, where), where),
+                           bn_name)
             else:
                 raise UnsupportedOperator(
                     f"BatchNorm followed by {kind} ({lname!r}): a BatchNorm that does not follow a "
-                    "Linear/Conv2d folds only into the next Linear/Conv2d, across Flatten/Dropout/Identity",
-                    bn_name, SUPPORTED_MODULES, where)
+                    "Linear/Conv2d folds only into the next Linear/Conv2d, across Flatten/Dropout/Identity "
+                    "and pools", bn_name, SUPPORTED_MODULES, where)
         shape = run_layer(lname, new, shape, where)
         out.append((lname, new))
+        if extra is not None:
+            out.append((f"{lname}.bn_border", extra))
         last_affine = isinstance(new, AFFINE_TYPES)
     if pending is not None:
         raise UnsupportedOperator(

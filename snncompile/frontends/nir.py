@@ -29,6 +29,7 @@ import torch
 from ..errors import InvalidModel, UnsupportedOperator
 from ..ir import get_meta
 from ..nirops import LINEAR_NODES, apply_chain
+from ..validation.nir_graph import validate_graph
 
 NEURON_KINDS = {nir.LIF: "LIF", nir.CubaLIF: "CubaLIF", nir.IF: "IF", nir.LI: "LI", nir.CubaLI: "CubaLI",
                 nir.I: "I", nir.Threshold: "Threshold"}
@@ -140,6 +141,7 @@ def read_spiking_graph(graph: nir.NIRGraph, dt: float = 1.0) -> SpikingNet:
     if dt is None or not dt > 0:
         raise InvalidModel(f"--dt must be a positive time step, got {dt}")
     kinds = {name: _node_kind(name, node) for name, node in graph.nodes.items()}
+    validate_graph(graph, thresholds=False)  # edges, values, shapes, metadata: one line naming the node
     succ: dict = {name: [] for name in graph.nodes}
     pred: dict = {name: [] for name in graph.nodes}
     for edge in graph.edges:

@@ -32,10 +32,11 @@ import warnings
 import numpy as np
 import onnx
 import torch
-from onnx import helper, numpy_helper
+from onnx import helper
 from torch import nn
 
 from ..errors import InvalidModel, UnsupportedOperator
+from ..validation.onnx_model import attribute_value, tensor_array
 from .canonical import AnnModel, canonicalize, check_canonical, run_layer
 
 SUPPORTED_OPS = ["Gemm", "MatMul", "Add", "Conv", "Relu", "Flatten", "Reshape", "AveragePool", "MaxPool",
@@ -48,7 +49,7 @@ _SUPPORTED_MSG = SUPPORTED_OPS + ["Constant", "Shape/Gather/Unsqueeze/Concat/Cas
 def _attrs(node) -> dict:
     out = {}
     for a in node.attribute:
-        v = helper.get_attribute_value(a)
+        v = attribute_value(a, node.name or node.op_type)
         out[a.name] = v.decode() if isinstance(v, bytes) else v
     return out
 
@@ -56,11 +57,11 @@ def _attrs(node) -> dict:
 def _constant_value(node, name: str, path: str) -> np.ndarray:
     for a in node.attribute:
         if a.name == "value":
-            return numpy_helper.to_array(a.t)
+            return tensor_array(a.t, path, f"Constant node {name!r} value")
         if a.name in ("value_float", "value_floats"):
-            return np.asarray(helper.get_attribute_value(a), dtype=np.float32)
+            return np.asarray(attribute_value(a, name, path), dtype=np.float32)
         if a.name in ("value_int", "value_ints"):
-            return np.asarray(helper.get_attribute_value(a), dtype=np.int64)
+            return np.asarray(attribute_value(a, name, path), dtype=np.int64)
     raise InvalidModel(f"ONNX file '{path}': Constant node {name!r} has no dense value")
 
 
@@ -70,7 +71,7 @@ class _Graph:
     def __init__(self, proto, path: str):
         self.path, self.g = path, proto.graph
         g = self.g
-        self.consts = {t.name: numpy_helper.to_array(t) for t in g.initializer}
+        self.consts = {t.name: tensor_array(t, path) for t in g.initializer}
         self.names = [n.name or f"#{i} {n.op_type}" for i, n in enumerate(g.node)]
         inputs = [i for i in g.input if i.name not in self.consts]
         if len(inputs) != 1 or len(g.output) != 1:

@@ -102,6 +102,26 @@ def simulate_fixed(qnet: QNet, raster: np.ndarray, t_total: int | None = None, r
                    merge("sats"), T, merge("traces") if record else None, merge("spikes") if record else None)
 
 
+PRECOMPUTE_LIMIT = 64_000_000  # entries of an input connection's all-steps current computed in one product
+
+
+def _input_currents(qnet: QNet, flat_in: np.ndarray) -> dict:
+    """Connections from the input raster (all steps of all samples in one product) and from the bias
+    source (constant); (N, T_in, out) resp. (1, out) int64, already shifted by the weight exponent."""
+    N, T_in = flat_in.shape[:2]
+    pre = {}
+    for c in qnet.conns:
+        if c.src == "bias":
+            acc = c.weight.sum(dim=0, keepdim=True) if c.weight.shape[0] == 1 else \
+                torch.ones((1, c.weight.shape[0]), dtype=c.weight.dtype) @ c.weight
+            pre[c.name] = shift_exp(acc.numpy().astype(np.int64), c.exp)
+        elif c.src not in qnet.pops and N * T_in * c.weight.shape[1] <= PRECOMPUTE_LIMIT:
+            x = torch.as_tensor(flat_in.reshape(N * T_in, -1), dtype=c.weight.dtype)
+            acc = (x @ c.weight).numpy().astype(np.int64)
+            pre[c.name] = shift_exp(acc, c.exp).reshape(N, T_in, -1)
+    return pre
+
+
 def _run(qnet: QNet, raster: np.ndarray, T: int, record: bool) -> QResult:
     meta = qnet.meta
     bits, shift, dbits = int(meta["state_bits"]), int(meta["act_shift"]), int(meta["decay_bits"])
@@ -120,12 +140,19 @@ def _run(qnet: QNet, raster: np.ndarray, T: int, record: bool) -> QResult:
     incoming = {k: [c for c in qnet.conns if c.dst == k] for k in qnet.pops}
     vsum = np.zeros((N, qnet.pops[qnet.readout].neurons), np.int64)
     ro = qnet.pops[qnet.readout]
+    pre = _input_currents(qnet, flat_in)
     for t in range(1, T + 1):
         new = {}
         for name, p in qnet.pops.items():
             a = np.zeros((N, p.neurons), np.int64)
             for c in incoming[name]:
                 ts = t - c.delay
+                if c.name in pre:  # the input raster or the bias: every step's current computed up front
+                    if c.src == "bias" and ts >= 1:
+                        a += pre[c.name]
+                    elif c.src != "bias" and 1 <= ts <= T_in:
+                        a += pre[c.name][:, ts - 1]
+                    continue
                 if c.src == "bias":
                     x = np.ones((N, 1)) if ts >= 1 else None
                 elif c.src in qnet.pops:

@@ -156,7 +156,9 @@ def xylo_step(isyn, vmem, dash_syn, dash_mem, threshold, bias, max_spikes: int, 
     ds = np.asarray(dash_syn, dtype=np.int64)
     ds = ds.reshape(ds.shape[0], -1)
     i3 = i3 - decay(i3, ds[None])
-    total = i3.sum(axis=2)
+    total = i3[..., 0].copy()
+    for k in range(1, i3.shape[2]):  # a loop over the 1-2 synapses: numpy's reduce over a tiny axis is slow
+        total += i3[..., k]
     v = np.asarray(vmem, dtype=np.int64)
     dv = clip(wrap(-decay(v, np.asarray(dash_mem, dtype=np.int64)), bits) + total, bits)
     dv = clip(dv + np.asarray(bias, dtype=np.int64), bits)
@@ -301,29 +303,33 @@ def simulate(spec: dict, raster) -> dict:
     if n_in != net["n_in"]:
         raise ValueError(f"raster has {n_in} input channels, the network {net['n_in']}")
     h, o = net["hidden"], net["outputs"]
-    # one presynaptic sequence for the hidden currents: inputs, then hidden (previous step)
-    w_hid = np.concatenate([shifted_weights(net["w_in"], p.weight_shift_in, bits),
-                            shifted_weights(net["w_rec"], p.weight_shift_rec, bits)]).reshape(n_in + h, 2 * h)
+    # one presynaptic sequence for the hidden currents: inputs, then hidden (previous step).  When no
+    # weight reaches the second synapse, it stays 0 at every step: only the first is simulated.
+    k = 2 if (np.any(net["w_in"][..., 1]) or np.any(net["w_rec"][..., 1])) else 1
+    w_hid = np.concatenate([shifted_weights(net["w_in"][..., :k], p.weight_shift_in, bits),
+                            shifted_weights(net["w_rec"][..., :k], p.weight_shift_rec, bits)]).reshape(n_in + h, k * h)
     w_out = shifted_weights(net["w_out"], p.weight_shift_out, bits)
     limits = np.concatenate([np.full(n_in, p.max_spikes_in), np.full(h, p.max_spikes_hidden)])
-    dash_syn = np.stack([p.dash_syn, p.dash_syn_2], axis=1)
-    isyn = np.zeros((n, h * 2), np.int64)
+    dash_syn = np.stack([p.dash_syn, p.dash_syn_2], axis=1)[:, :k]
+    isyn = np.zeros((n, h * k), np.int64)
     vmem = np.zeros((n, h), np.int64)
     isyn_o = np.zeros((n, o), np.int64)
     vmem_o = np.zeros((n, o), np.int64)
     prev = np.zeros((n, h), np.int64)
-    rec = {k: np.zeros((n, t_steps, h), np.int64) for k in ("spikes", "isyn", "isyn2", "vmem")}
-    rec.update({k: np.zeros((n, t_steps, o), np.int64) for k in ("spikes_out", "isyn_out", "vmem_out")})
+    rec = {key: np.zeros((n, t_steps, h), np.int64) for key in ("spikes", "isyn", "isyn2", "vmem")}
+    rec.update({key: np.zeros((n, t_steps, o), np.int64) for key in ("spikes_out", "isyn_out", "vmem_out")})
     for t in range(t_steps):
         counts = np.minimum(np.concatenate([raster[:, t], prev], axis=1), limits)
         isyn = deliver(isyn, counts, w_hid, max(p.max_spikes_in, p.max_spikes_hidden), bits)
         isyn_o = deliver(isyn_o, prev, w_out, p.max_spikes_hidden, bits)
-        i3, vmem, s = xylo_step(isyn.reshape(n, h, 2), vmem, dash_syn, p.dash_mem, p.threshold, p.bias,
+        i3, vmem, s = xylo_step(isyn.reshape(n, h, k), vmem, dash_syn, p.dash_mem, p.threshold, p.bias,
                                 p.max_spikes_hidden, p.aliases, bits)
-        isyn = i3.reshape(n, 2 * h)
+        isyn = i3.reshape(n, k * h)
         isyn_o, vmem_o, s_o = xylo_step(isyn_o, vmem_o, p.dash_syn_out, p.dash_mem_out, p.threshold_out,
                                         p.bias_out, p.max_spikes_out, None, bits)
         prev = s
-        rec["spikes"][:, t], rec["isyn"][:, t], rec["isyn2"][:, t], rec["vmem"][:, t] = s, i3[..., 0], i3[..., 1], vmem
+        rec["spikes"][:, t], rec["isyn"][:, t], rec["vmem"][:, t] = s, i3[..., 0], vmem
+        if k == 2:
+            rec["isyn2"][:, t] = i3[..., 1]
         rec["spikes_out"][:, t], rec["isyn_out"][:, t], rec["vmem_out"][:, t] = s_o, isyn_o, vmem_o
     return rec

@@ -29,6 +29,10 @@ class CompileOptions:
     emit: tuple = ()
     sweep_bits: tuple = ()
     sweep_steps: tuple = ()
+    sweep_profiles: tuple = ()        # TTFS sweep: hardware profiles (default: --profile)
+    sweep_seeds: tuple = ()           # TTFS sweep: seeds of random calibration draws (passes/sweep.py)
+    ray: bool = False                 # run the sweep's jobs as Ray tasks (snncompile/scaleout.py)
+    ray_address: str | None = None    # join this Ray cluster instead of starting a local one
     progress: bool = True
     dt: float | None = None           # LIF: time step (default: the graph's, else 1); TTFS: norse's step (1/K)
     encoding: str | None = None       # LIF: regular | rate | latency (default: the graph's, else regular)
@@ -65,8 +69,13 @@ class Build:
     def needs_quantized(self) -> bool:
         from ..targets.base import get_target
 
-        return any("quantized" in get_target(t).kinds for t in self.opts.targets) or bool(
-            self.opts.sweep_bits or self.opts.sweep_steps) or bool(self.opts.emit)
+        return any("quantized" in get_target(t).kinds for t in self.opts.targets) or self.sweeps or bool(
+            self.opts.emit)
+
+    @property
+    def sweeps(self) -> bool:
+        o = self.opts
+        return bool(o.sweep_bits or o.sweep_steps or o.sweep_profiles or o.sweep_seeds)
 
     @property
     def emit_samples(self) -> int:

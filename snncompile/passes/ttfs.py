@@ -32,7 +32,7 @@ def check_options(build: Build) -> None:
             if opts.steps is not None and opts.steps != int(qm["steps"]):
                 raise InvalidModel(f"{build.src} is quantized for K = {qm['steps']} steps; --steps {opts.steps} "
                                    "needs the float model.nir")
-            if opts.zeta is not None or opts.weight_scale is not None or opts.sweep_bits or opts.sweep_steps:
+            if opts.zeta is not None or opts.weight_scale is not None or build.sweeps:
                 raise InvalidModel(f"{build.src} is already quantized: --zeta, --weight-scale and sweeps need the "
                                    "float model.nir")
             build.opts = opts = dataclasses.replace(opts, profile=opts.profile or qm.get("profile"),
@@ -46,6 +46,19 @@ def check_options(build: Build) -> None:
                                             if opts.zeta is None else opts.zeta,
                                             weight_scale=opts.weight_scale or "max")
     require_no_bits_without_quantized(build)
+    if (opts.ray or opts.ray_address) and not build.sweeps:
+        raise InvalidModel("--ray/--ray-address run the sweep's jobs on Ray; give --sweep-bits, --sweep-steps, "
+                           "--sweep-profiles or --sweep-seeds")
+    if opts.sweep_profiles:
+        from ..profile import load_profile
+
+        for name in opts.sweep_profiles:
+            load_profile(name)  # an unknown profile fails now, not after the targets ran
+    for seed in opts.sweep_seeds:
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2 ** 32:
+            raise InvalidModel(f"--sweep-seeds {seed!r}: every seed must be an integer in 0..{2 ** 32 - 1}")
+    if opts.ray_address and not opts.ray:
+        raise InvalidModel(f"--ray-address {opts.ray_address}: also give --ray (the sweep runs serially without it)")
     build.dt = opts.dt or 1.0 / opts.steps
 
 
@@ -152,7 +165,11 @@ def validate(build: Build) -> None:
 
 
 def sweep(build: Build) -> None:
-    if (build.opts.sweep_bits or build.opts.sweep_steps) and build.graph is not None:
+    if build.sweeps and build.graph is not None:
         from .sweep import sweep as run_sweep
 
-        build.report["sweep"] = run_sweep(build.graph, build.opts, calibration(build), build.inputs.x, build.y)
+        pool = None
+        if build.opts.sweep_seeds:  # seeds draw their calibration samples from the whole training split
+            pool = as_model_input(np.asarray(build.data.x_train), build.input_shape, build.data.name)
+        build.report["sweep"] = run_sweep(build.graph, build.opts, calibration(build), build.inputs.x, build.y,
+                                          x_pool=pool)

@@ -34,6 +34,7 @@ from ..ir import set_meta
 from ..lif.reference import simulate
 from ..nirops import composite_matrix
 from ..profile import HwProfile
+from ..validation.timeconst import check_time_constants, gain_error
 
 FORMAT_Q = "snncompile-lif-q"
 
@@ -41,6 +42,7 @@ FORMAT_Q = "snncompile-lif-q"
 def loihi_form(pop, dt: float) -> dict:
     """(du', dv', gain g per neuron, bias per neuron, threshold per neuron or None) in float units."""
     p, k = pop.params, pop.kind
+    check_time_constants(pop.name, k, p, dt)  # tau < dt: one line naming tau, dt and the --dt to pass
     if np.any(p.get("v_reset", 0.0) != 0):
         raise UnsupportedOperator(f"{k} with v_reset != 0", pop.name,
                                   ["neurons that reset to 0 (Loihi's LIF resets v to 0)"])
@@ -106,7 +108,9 @@ def quantize_lif(net: SpikingNet, profile: HwProfile, calib_spikes: np.ndarray, 
         theta = None
         if pop.spiking:
             vth_mant = int(round(1.0 / lam / (1 << nspec.vth_shift)))
-            if vth_mant < 1 or (vth_mant << nspec.vth_shift) > vth_max:
+            if vth_mant < 1:  # the cause in one line (often an exporter's time convention): validation.timeconst
+                raise gain_error(name, pop.kind, pop.params, net.dt, max(u_peak, v_peak), nspec.state_bits)
+            if (vth_mant << nspec.vth_shift) > vth_max:
                 raise ProfileViolation(name, "threshold mantissa", vth_mant, (1 << nspec.vth_mant_bits) - 1, profile.name)
             theta = vth_mant << nspec.vth_shift
         else:

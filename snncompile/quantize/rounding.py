@@ -13,12 +13,16 @@ from __future__ import annotations
 import numpy as np
 
 from ..arith import weight_grid
+from ..errors import InvalidModel
 
 
 def weight_scale(w_absmax: float, bits: int, full_bits: int, sign_mode: str) -> float:
     """Scale s such that the largest |W| maps onto the largest positive mantissa."""
     step, lo, hi = weight_grid(bits, full_bits, sign_mode)
     top = hi if sign_mode != "inh" else -lo
+    if top <= 0:
+        raise InvalidModel(f"{bits}-bit {sign_mode} weights: the grid holds no positive magnitude (values {lo}..{hi} "
+                           f"in steps of {step}); rule: a {sign_mode} weight needs at least 2 bits")
     scale = float(w_absmax) / top
     # an all-zero (or subnormal) layer: any scale represents it; keep 1/scale finite
     return scale if scale > 0 and np.isfinite(1.0 / scale) and np.isfinite(1.0 / (scale * top)) else 1.0

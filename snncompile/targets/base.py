@@ -178,6 +178,8 @@ register("reference", "snncompile.targets.reference", "ReferenceTarget")
 register("fxsim", "snncompile.targets.fxsim", "FxsimTarget")
 register("lava", "snncompile.targets.lava", "LavaTarget")
 register("norse", "snncompile.targets.norse", "NorseTarget")
+register("netx", "snncompile.targets.netx", "NetxTarget")
+register("xylosim", "snncompile.targets.xylo", "XyloSimTarget")
 
 
 # --emit NAME -> (module, function): ``fn(qgraph, folder, family, inputs) -> Path`` writes a standalone program.
@@ -186,6 +188,10 @@ EMITTERS: dict[str, tuple[str, str]] = {"lava": ("snncompile.targets.lava.export
 
 def register_emitter(name: str, module: str, fn: str) -> None:
     EMITTERS[name] = (module, fn)
+
+
+register_emitter("netx", "snncompile.targets.netx.write", "emit")
+register_emitter("xylo", "snncompile.targets.xylo.export", "emit")
 
 
 def get_emitter(name: str):

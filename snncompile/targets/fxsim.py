@@ -105,6 +105,19 @@ class FxsimTarget(Target):
 
     def _run_lif(self, graph, raster, opts) -> Run:
         from ..lif.fixed import read_qlif, simulate_fixed
+        from ..quantize.lif_xylo import is_xylo_graph
+
+        if is_xylo_graph(graph):  # the profile's arithmetic: Xylo
+            from threadpoolctl import threadpool_limits
+
+            from ..lif.xylo import to_run, xylo_raster
+            from ..neurons.xylo import simulate
+            from ..quantize.lif_xylo import xylo_spec
+
+            x = xylo_raster(graph, raster, opts.get("t_total"))
+            with threadpool_limits(1):  # per-step (samples x 2H) products: BLAS threads cost more than they give
+                rec = simulate(xylo_spec(graph), x)
+            return to_run(self.name, graph, rec, x, bool(opts.get("record")), Run, LayerRun, decide)
 
         qnet = read_qlif(graph)
         record = bool(opts.get("record"))

@@ -8,10 +8,20 @@ Spec grammar (tokens separated by ``-``)::
              | c<out>k<k>[s<stride>][p<pad>]  Conv2d + ReLU (stride 1, padding 0 by default)
              | m<k>                           MaxPool2d(k), stride k
              | a<k>                           AvgPool2d(k), stride k
+             | bn                             BatchNorm after the previous layer's ReLU (or pool)
     classes := N                              the last Linear: logits, no ReLU
 
 A Flatten is inserted before the first Linear that follows a spatial input, conv or pool.
 Examples: ``784-340-10``, ``1x28x28-c8k5p2-m2-c16k5-a2-64-10``, ``1x8x8-c8k3p1-m2-32-10``.
+
+``bn`` is the authors' VGG structure (IBM/exact-mapping-ReLUnetwork-SNN: conv -> ReLU ->
+BatchNorm -> padded conv / max-pool), e.g. the VGG-style CIFAR net (:data:`VGG_CIFAR`)::
+
+    3x32x32-c64k3p1-bn-c64k3p1-bn-m2-c128k3p1-bn-c128k3p1-bn-m2-c256k3p1-bn-c256k3p1-bn-a2-512-10
+
+The trained network keeps its BatchNorms (``nn.BatchNorm1d/2d``); conversion folds them into the
+next conv/linear (``frontends/canonical.py``: exact, with a per-position border bias before a
+padded conv; a negative BN scale before a max-pool is refused).
 """
 
 from __future__ import annotations
@@ -25,10 +35,13 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..errors import InvalidModel
-from ..frontends.canonical import AnnModel, check_canonical, n_outputs
+from ..frontends.canonical import AnnModel, canonicalize, check_canonical, n_outputs
 
+VGG_CIFAR = ("3x32x32-c64k3p1-bn-c64k3p1-bn-m2-c128k3p1-bn-c128k3p1-bn-m2-c256k3p1-bn-c256k3p1-bn-a2-"
+             "512-10")
 GRAMMAR = ("spec = INPUT-LAYER-...-CLASSES; INPUT: N or CxHxW (e.g. 784, 1x28x28); LAYER: N (Linear+ReLU), "
-           "c<out>k<k>[s<stride>][p<pad>] (Conv2d+ReLU), m<k> (MaxPool2d), a<k> (AvgPool2d); "
+           "c<out>k<k>[s<stride>][p<pad>] (Conv2d+ReLU), m<k> (MaxPool2d), a<k> (AvgPool2d), "
+           "bn (BatchNorm after the ReLU); "
            "CLASSES: N (last Linear, no ReLU); e.g. 1x28x28-c8k5p2-m2-c16k5-a2-64-10")
 _CONV = re.compile(r"c(\d+)k(\d+)(?:s(\d+))?(?:p(\d+))?")
 _POOL = re.compile(r"([ma])(\d+)")
@@ -42,7 +55,8 @@ def parse_arch(spec: str) -> tuple[tuple, list[tuple]]:
     """Parse ``spec`` into ``(input_shape, tokens)``.
 
     Tokens are tuples: ``("linear", n)``, ``("conv", out, k, stride, pad)``, ``("maxpool", k)``,
-    ``("avgpool", k)``; the last is always ``("linear", classes)``.  Shapes are checked: a conv
+    ``("avgpool", k)``, ``("bn",)``; the last is always ``("linear", classes)``.  A ``bn`` must
+    follow a hidden layer or a pool (not the input, not another ``bn``).  Shapes are checked: a conv
     or pool needs a CxHxW input and must leave a non-empty map.
     """
     if not isinstance(spec, str) or not spec.strip():
@@ -66,6 +80,11 @@ def parse_arch(spec: str) -> tuple[tuple, list[tuple]]:
                 _bad(spec, tok, "a Linear layer needs at least one unit")
             tokens.append(("linear", n))
             shape = (n,)
+            continue
+        if tok == "bn":
+            if not tokens or tokens[-1][0] == "bn":
+                _bad(spec, tok, "a bn needs a layer before it (a BatchNorm after that layer's ReLU)")
+            tokens.append(("bn",))
             continue
         conv, pool = _CONV.fullmatch(tok), _POOL.fullmatch(tok)
         if not (conv or pool):
@@ -117,6 +136,8 @@ def build_ann(spec: str, seed: int = 0) -> AnnModel:
                 shape = (tok[1],)
                 if not last:
                     add("relu", nn.ReLU())
+            elif tok[0] == "bn":
+                add("bn", nn.BatchNorm1d(shape[0]) if len(shape) == 1 else nn.BatchNorm2d(shape[0]))
             elif tok[0] == "conv":
                 _, out, k, s, p = tok
                 add("conv", nn.Conv2d(shape[0], out, k, stride=s, padding=p))
@@ -127,8 +148,16 @@ def build_ann(spec: str, seed: int = 0) -> AnnModel:
                 add(tok[0], nn.MaxPool2d(k) if tok[0] == "maxpool" else nn.AvgPool2d(k))
                 shape = (shape[0], (shape[1] - k) // k + 1, (shape[2] - k) // k + 1)
     model = AnnModel(nn.Sequential(OrderedDict(layers)), input_shape, [n for n, _ in layers], spec)
-    check_canonical(model)
+    if any(t[0] == "bn" for t in tokens):  # trained with its BatchNorms; check that they fold
+        canonical_model(model)
+    else:
+        check_canonical(model)
     return model
+
+
+def canonical_model(model: AnnModel) -> AnnModel:
+    """``model`` in canonical form: its BatchNorms (eval-mode statistics) folded (a new model)."""
+    return canonicalize(list(model.net.named_children()), model.input_shape, model.name)
 
 
 def _check_data(model: AnnModel, x: np.ndarray, y: np.ndarray | None, what: str) -> None:
@@ -271,6 +300,39 @@ def train_ann_command(data, arch: str, epochs: int, batch_size: int, lr: float, 
     hist = train_ann(model, x, data.y_train, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
                      x_val=xt, y_val=data.y_test)
     acc = float((evaluate_ann(model, xt).argmax(1) == data.y_test).mean())
-    export_onnx(model, output)
+    if any(isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)) for m in model.net):
+        canonical_model(model)  # refuses (naming the BN) a fold that would not be exact
+        export_onnx_with_bn(model, output)
+    else:
+        export_onnx(model, output)
     final = f"{100 * hist['train_acc'][-1]:.2f} %" if hist["train_acc"] else "n/a (0 epochs)"
     return f"trained {arch} on {data.name}: train accuracy {final}, test accuracy {100 * acc:.2f} %; wrote {output}"
+
+
+def export_onnx_with_bn(model: AnnModel, path) -> None:
+    """Write a trained network that still holds its BatchNorms as ONNX (opset 17, eval mode):
+    input ``"input"``, output ``"logits"``, dynamic batch axis, like ``frontends.onnx.export_onnx``.
+    The ONNX frontend folds the BatchNormalization nodes when the model is loaded."""
+    import os
+    import uuid
+    import warnings
+
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    net, was_training = model.net, model.net.training
+    tmp = os.path.join(folder, f".{os.path.basename(path)}.{uuid.uuid4().hex}.tmp")
+    try:
+        net.eval()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(net, (torch.zeros((1, *model.input_shape)),), tmp, input_names=["input"],
+                              output_names=["logits"], opset_version=17, dynamo=False,
+                              dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    finally:
+        net.train(was_training)

@@ -18,6 +18,10 @@ Options: a spike penalty (a soft count of the neurons that would fire, mean over
 neurons) for fewer spikes per neuron, and ``window_scale`` to shrink the windows B (shorter
 continuous-time latency; on the step grid the latency is set by K, so train at the smaller K
 you want to deploy).  The result is a float TTFS NIR graph that compiles like any other.
+
+``--spike-budget`` (:func:`finetune_spike_budget`) searches the spike-penalty weight in a bounded
+number of short runs on a validation split carved from the training data.
+Longer than 400 lines: the search drives :func:`finetune` and reads its log, so both live here.
 """
 
 from __future__ import annotations
@@ -188,6 +192,7 @@ class TtfsModule(nn.Module):
                 node.v_threshold = np.full(np.shape(node.v_threshold), B)
                 layer_meta.append({"name": layer.name, "role": "hidden", "t_min": t_min, "t_max": t_min + B, "B": B,
                                    "X": m.get("X")})
+                prev = {"t_min": t_min, "t_max": t_min + B}  # a following max-pool shares this window
                 t_min = t_min + B
             else:
                 layer_meta.append({"name": layer.name, "role": "readout", "t_min": t_min})
@@ -306,15 +311,27 @@ def write_finetune_outputs(res, output: str) -> str:
     """Write the tuned graph (``output``), its log ``<stem>.log.json`` and plot ``<stem>.log.png``;
     returns the stem."""
     import json
+    import os
+    import shutil
+    import tempfile
+    from pathlib import Path
 
     from ..ir import write_nir, write_text
-
-    write_nir(res.graph, output)
-    stem = str(output)[:-4]
-    write_text(stem + ".log.json", json.dumps(res.log, indent=2))
     from ..plots import finetune_curves
 
-    finetune_curves(res.log, stem + ".log.png")
+    stem = str(output)[:-4]
+    parent = Path(output).parent
+    parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".finetune.", dir=parent))  # all three files, or none
+    try:
+        write_nir(res.graph, tmp / "model.nir")
+        write_text(tmp / "log.json", json.dumps(res.log, indent=2))
+        finetune_curves(res.log, str(tmp / "log.png"))
+        os.replace(tmp / "log.json", stem + ".log.json")
+        os.replace(tmp / "log.png", stem + ".log.png")
+        os.replace(tmp / "model.nir", output)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return stem
 
 
@@ -324,13 +341,24 @@ def finetune_command(model: str, dataset: str, profile: str, bits, steps: int, o
     from ..data import as_model_input, load_dataset
     from ..ir import read_nir
     from ..profile import load_profile
+    from ..validation.nir_graph import validate_graph
 
     graph = read_nir(model, type_check=False)
+    validate_graph(graph, str(model))
     net = parse_ttfs(graph)
     data = load_dataset(dataset)
     prof = load_profile(profile).with_weight_bits(bits)
     x = as_model_input(data.x_train, net.input_shape, data.name)
     xt = as_model_input(data.x_test, net.input_shape, data.name)
+    budget = options.pop("spike_budget", None)
+    if budget is not None:  # search the spike-penalty weight on a validation split of the training data
+        res = finetune_spike_budget(graph, x, data.y_train, budget=budget, profile=prof, steps=steps, **options)
+        stem = write_finetune_outputs(res, output)
+        s = res.log["spike_budget"]
+        return (f"spike budget {budget:g} per hidden neuron on {prof.name}, {prof.weights.bits}-bit weights, K={steps}: "
+                f"penalty {s['chosen_penalty']:g} after {len(s['runs'])} run(s) ({'met' if s['met'] else 'NOT met'}); "
+                f"validation accuracy {100 * s['baseline_accuracy']:.2f} % -> {100 * s['chosen_accuracy']:.2f} %, "
+                f"spikes per hidden neuron {s['baseline_spikes']:.3f} -> {s['chosen_spikes']:.3f}; wrote {output}")
     res = finetune(graph, x, data.y_train, profile=prof, steps=steps, x_monitor=xt, y_monitor=data.y_test, **options)
     stem = write_finetune_outputs(res, output)
     log = res.log
@@ -338,3 +366,76 @@ def finetune_command(model: str, dataset: str, profile: str, bits, steps: int, o
             f"({log['monitor']}) {100 * log['accuracy'][0]:.2f} % -> {100 * log['accuracy'][-1]:.2f} %, spikes per "
             f"hidden neuron {log['spikes_per_hidden_neuron'][0]:.3f} -> {log['spikes_per_hidden_neuron'][-1]:.3f}; "
             f"wrote {output}, {stem}.log.json, {stem}.log.png")
+
+
+def finetune_spike_budget(graph: nir.NIRGraph, x_train: np.ndarray, y_train: np.ndarray, *, budget: float,
+                          profile: HwProfile, steps: int, max_runs: int = 6, val_fraction: float = 0.1,
+                          seed: int = 0, epochs: int = 2, spike_penalty: float | None = None,
+                          **options) -> FinetuneResult:
+    """Fine-tune under a spike budget: at most ``budget`` spikes per hidden neuron on fxsim.
+
+    A validation split (``val_fraction`` of the training data, a seeded permutation; at least one
+    sample each side) is carved off; every run fine-tunes on the rest with :func:`finetune` and is
+    judged on the split.  The spike-penalty weight is searched in at most ``max_runs`` short runs:
+    0 first (plain QAT), then 0.1, 1, 10, ... until the budget is met, then geometric bisection
+    between the last weight that missed and the first that met it.  The result is the run that
+    meets the budget with the best validation accuracy (else the one with the fewest spikes, and
+    ``log["spike_budget"]["met"]`` is False); ``log["spike_budget"]`` lists every run and the
+    validation accuracy kept relative to the untuned graph.
+    """
+    if not budget > 0:
+        raise InvalidModel(f"--spike-budget must be > 0 spikes per hidden neuron, got {budget}")
+    if max_runs < 1:
+        raise InvalidModel(f"max_runs must be >= 1, got {max_runs}")
+    if spike_penalty:
+        raise InvalidModel("--spike-budget searches the spike penalty itself; do not give --spike-penalty")
+    x_tr, y_tr = np.asarray(x_train, dtype=np.float64), np.asarray(y_train)
+    if len(x_tr) < 2:
+        raise InvalidModel("--spike-budget needs at least 2 training samples (one for validation)")
+    order = np.random.default_rng(seed).permutation(len(x_tr))
+    n_val = min(len(x_tr) - 1, max(1, int(round(val_fraction * len(x_tr)))))
+    val, fit = order[:n_val], order[n_val:]
+    runs: list[tuple[float, FinetuneResult]] = []
+
+    def run(weight: float) -> FinetuneResult:
+        res = finetune(graph, x_tr[fit], y_tr[fit], profile=profile, steps=steps, x_monitor=x_tr[val],
+                       y_monitor=y_tr[val], monitor_name=f"validation ({n_val} training samples)", seed=seed,
+                       epochs=epochs, spike_penalty=weight, **options)
+        runs.append((weight, res))
+        return res
+
+    def meets(res: FinetuneResult) -> bool:
+        return res.log["spikes_per_hidden_neuron"][-1] <= budget
+
+    lo, hi = None, None  # largest weight that missed, smallest that met
+    weight = 0.0
+    while len(runs) < max_runs:
+        res = run(weight)
+        if meets(res):
+            hi = weight if hi is None else min(hi, weight)
+        else:
+            lo = weight if lo is None else max(lo, weight)
+        if hi is None:
+            weight = 0.1 if weight == 0 else 10.0 * weight
+        elif hi == 0.0 or (lo is not None and hi / max(lo, 1e-12) < 1.5):
+            break
+        else:
+            weight = float(np.sqrt(max(lo, hi / 100.0) * hi)) if lo and lo > 0 else hi / 10.0
+            if lo is None and weight < 1e-3:
+                break
+    ok = [(w, r) for w, r in runs if meets(r)]
+    if ok:
+        weight, best = max(ok, key=lambda wr: (wr[1].log["accuracy"][-1], -wr[0]))
+    else:
+        weight, best = min(runs, key=lambda wr: wr[1].log["spikes_per_hidden_neuron"][-1])
+    base_acc, base_spn = best.log["accuracy"][0], best.log["spikes_per_hidden_neuron"][0]
+    best.log["spike_budget"] = {
+        "budget": budget, "met": bool(ok), "chosen_penalty": weight, "validation_samples": int(n_val),
+        "max_runs": max_runs, "epochs_per_run": epochs,
+        "baseline_accuracy": base_acc, "baseline_spikes": base_spn,
+        "chosen_accuracy": best.log["accuracy"][-1], "chosen_spikes": best.log["spikes_per_hidden_neuron"][-1],
+        "accuracy_kept": best.log["accuracy"][-1] - base_acc,
+        "runs": [{"penalty": w, "accuracy": r.log["accuracy"][-1], "spikes_per_hidden_neuron":
+                  r.log["spikes_per_hidden_neuron"][-1]} for w, r in runs],
+    }
+    return best

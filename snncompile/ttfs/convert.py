@@ -33,7 +33,7 @@ import torch
 import torch.nn as nn
 
 from ..errors import InvalidModel
-from ..frontends.canonical import AnnModel
+from ..frontends.canonical import AnnModel, BiasMap
 from ..ir import set_meta
 from .structure import AFFINE_TYPES, AnnLayer, split_layers
 
@@ -55,8 +55,26 @@ def layer_activations(layers: list[AnnLayer], x: torch.Tensor) -> list[torch.Ten
     return acts
 
 
-def calibrate(model: AnnModel, x_calib: np.ndarray, batch_size: int = 1000) -> list[float]:
+WORK_BYTES = 256 * 2**20  # working memory of one float64 batch (see auto_batch_size)
+
+
+def auto_batch_size(model: AnnModel, work_bytes: int = WORK_BYTES, cap: int = 2000) -> int:
+    """Samples per float64 batch so that about six maps of the widest layer fit in ``work_bytes``
+    (e.g. 85 for a VGG with 64x32x32 maps, 2000 for an MLP)."""
+    widest = int(np.prod(model.input_shape))
+    shape = tuple(model.input_shape)
+    with torch.no_grad():
+        for m in model.net:  # per module: convert() may have turned some modules float64
+            p = next(m.parameters(), None)
+            h = m(torch.zeros((1, *shape), dtype=p.dtype if p is not None else torch.float64))
+            shape = tuple(h.shape[1:])
+            widest = max(widest, int(h.numel()))
+    return int(max(1, min(cap, work_bytes // (8 * 6 * widest))))
+
+
+def calibrate(model: AnnModel, x_calib: np.ndarray, batch_size: int | None = None) -> list[float]:
     """X^n: the largest activation of each hidden layer over ``x_calib`` (N, *input_shape)."""
+    batch_size = batch_size or auto_batch_size(model)
     layers = split_layers(model.net, model.layer_names)
     n_hidden = sum(layer.relu for layer in layers)
     xmax = [0.0] * n_hidden
@@ -87,12 +105,18 @@ def _linear_nodes(layer: AnnLayer, index: int, in_shape: tuple, counters: dict):
     such as norse's ``from_nir`` support.
     """
     nodes = []
-    bias = None
+    bias = None  # the layer's bias as a full map of the current shape (per neuron)
     affine_node = None
     gain = 1.0
     shape = tuple(in_shape)
     x = torch.zeros((1, *shape), dtype=torch.float64)
     for op, src in zip(layer.ops, layer.names):
+        if isinstance(op, BiasMap):  # per-position bias of a folded BatchNorm: no node of its own
+            if bias is None or tuple(op.bias.shape) != shape:
+                raise InvalidModel(f"layer {src!r}: a BiasMap must directly follow a Conv2d of output shape "
+                                   f"{tuple(op.bias.shape)}")
+            bias = bias + op.bias.detach().double().numpy()
+            continue
         if isinstance(op, nn.Linear):
             kind = "fc"
         elif isinstance(op, nn.Conv2d):
@@ -112,12 +136,10 @@ def _linear_nodes(layer: AnnLayer, index: int, in_shape: tuple, counters: dict):
         meta = {"source": src}
         if isinstance(op, nn.Linear):
             node = affine_node = nir.Affine(weight=w, bias=np.zeros(w.shape[0]))
-            bias = b
         elif isinstance(op, nn.Conv2d):
             node = affine_node = nir.Conv2d(input_shape=tuple(shape[1:]), weight=w, stride=tuple(op.stride),
                                             padding=tuple(op.padding), dilation=tuple(op.dilation), groups=op.groups,
                                             bias=np.zeros(w.shape[0]))
-            bias = b  # per channel; broadcast per neuron below
         elif isinstance(op, nn.Flatten):
             node = nir.Flatten(input_type={"input": np.array(shape)}, start_dim=0, end_dim=-1)
         else:
@@ -129,12 +151,17 @@ def _linear_nodes(layer: AnnLayer, index: int, in_shape: tuple, counters: dict):
         set_meta(node, meta)
         nodes.append((name, node))
         x = op.double()(x) if not isinstance(op, nn.Flatten) else torch.flatten(x, 1)
-        shape = tuple(x.shape[1:])
+        new_shape = tuple(x.shape[1:])
+        if isinstance(op, AFFINE_TYPES):  # per channel/feature: broadcast to every neuron of the output
+            bias = np.broadcast_to(b.reshape((-1,) + (1,) * (len(new_shape) - 1)), new_shape).copy()
+        elif bias is not None and isinstance(op, nn.Flatten):
+            bias = bias.reshape(new_shape)
+        elif bias is not None:  # an average pool after the affine map: it averages the bias map too
+            bias = op.double()(torch.as_tensor(bias)[None])[0].numpy()
+        shape = new_shape
     if affine_node is not None and gain != 1.0:
         affine_node.weight = affine_node.weight * gain
-    # the bias of a conv is per channel: broadcast to every neuron of the output map
-    bias_full = np.broadcast_to(bias.reshape((-1,) + (1,) * (len(shape) - 1)), shape).copy()
-    return nodes, bias_full, shape
+    return nodes, bias, shape
 
 
 def _pair(v):
@@ -215,10 +242,11 @@ def convert(model: AnnModel, x_calib: np.ndarray, zeta: float = 0.5) -> nir.NIRG
     return graph
 
 
-def clipped_ann(model: AnnModel, bounds: list[float], x: np.ndarray, batch_size: int = 2000):
+def clipped_ann(model: AnnModel, bounds: list[float], x: np.ndarray, batch_size: int | None = None):
     """The ReLU network with activations clipped at B^n, in float64: the function the TTFS
     network computes exactly.  Returns (logits, [activations of each hidden layer and max-pool,
     flattened (N, neurons)]) in the order of the TTFS graph's spiking layers."""
+    batch_size = batch_size or auto_batch_size(model)
     layers = _float64(split_layers(model.net, model.layer_names))
     logits, acts = [], []
     with torch.no_grad():
@@ -240,8 +268,9 @@ def clipped_ann(model: AnnModel, bounds: list[float], x: np.ndarray, batch_size:
     return np.concatenate(logits), [np.concatenate([a[j] for a in acts]) for j in range(len(acts[0]))] if acts else []
 
 
-def ann_logits(model: AnnModel, x: np.ndarray, batch_size: int = 2000) -> np.ndarray:
+def ann_logits(model: AnnModel, x: np.ndarray, batch_size: int | None = None) -> np.ndarray:
     """The (unclipped) ANN in float64, the arithmetic the reference uses."""
+    batch_size = batch_size or auto_batch_size(model)
     layers = _float64(split_layers(model.net, model.layer_names))
     out = []
     with torch.no_grad():

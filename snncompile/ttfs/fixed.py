@@ -5,18 +5,27 @@ A population's input is the Dense output of the previous population's spikes, a 
 (>> -e, floor, for e < 0): exactly Lava's PyDenseModelBitAcc (one step of delay per layer).
 Inputs and hidden activations travel as spike counts c in {0..K}.
 
-:func:`run_layer_closed` evaluates a population exactly in O(one matmul) whenever bounds prove
-that no u wraps and no v saturates during integration; :func:`run_layer_stepped` runs
-:func:`snncompile.neurons.ttfs.integer_step` step by step (exact for every input) and serves the
-samples whose bounds cannot rule a wrap out.
+:func:`run_layer_closed` evaluates a population exactly whenever bounds prove that no u wraps
+and no v saturates during integration: one product for e >= 0; for e < 0 (Lava floors every
+step's sum) one product per arrival step over only the inputs that arrive then (a sparse 0/1 step
+matrix times the weights, in float32 where the sums stay below 2**24); max-pool populations in
+closed form.  :func:`run_layer_stepped` runs :func:`snncompile.neurons.ttfs.integer_step` step by
+step (exact for every input) and serves the samples whose bounds cannot rule a wrap out.  The batch
+is split over a small thread pool with BLAS single-threaded inside (:func:`run_network`).
+
+Longer than 400 lines: the exact linear maps, the three closed forms and the stepped program they
+are checked against are one simulator and share their bounds.
 """
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import nir
 import numpy as np
+import scipy.sparse as sp
 import torch
 
 from ..arith import shift_exp
@@ -25,14 +34,54 @@ from ..neurons.ttfs import TtfsParams, fire_closed, integer_step, output_counts
 from ..nirops import apply_chain, composite_matrix
 from .graph import TtfsLayer, TtfsNet
 
+DENSE_COMPOSITE_LIMIT = 4_000_000  # a non-Affine chain runs as an (in x out) matrix up to this many entries
+DENSE_COMPOSITE_DENSITY = 0.1       # ... when at least this fraction of them is nonzero
+CHUNK_ROWS = 128                    # samples per work item of the per-step products (fits the cache)
+BLAS_THREADS: int | None = 1        # BLAS threads inside run_network (None: leave BLAS as configured)
+
+
+def _workers() -> int:
+    return max(1, min(2, os.cpu_count() or 1))
+
+
+_POOL: ThreadPoolExecutor | None = None
+
+
+def parallel_map(fn, items: list) -> list:
+    """``[fn(i) for i in items]`` on a small thread pool (numpy, scipy and torch release the GIL in
+    the products); one item runs inline."""
+    global _POOL
+    if len(items) <= 1 or _workers() == 1:
+        return [fn(i) for i in items]
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(_workers(), thread_name_prefix="fxsim")
+    return list(_POOL.map(fn, items))
+
+
+def step_matrix(flat: np.ndarray, steps: int, dtype=np.float32) -> sp.csr_matrix:
+    """Inputs (n, in) counts -> the (K*n, in) 0/1 matrix whose row k*n + i marks the inputs of sample i
+    that spike at arrival step k (count K - k), as scipy CSR."""
+    n_rows, n_in = flat.shape
+    small = flat.astype(np.uint8 if steps < 256 else np.int32, copy=False)
+    n, j = np.nonzero(small)
+    k = steps - small[n, j]
+    order = np.argsort(k, kind="stable")  # a radix sort on small ints; n stays ascending within a step
+    rows = k[order].astype(np.int64) * n_rows + n[order]
+    indptr = np.zeros(steps * n_rows + 1, np.int64)
+    np.cumsum(np.bincount(rows, minlength=steps * n_rows), out=indptr[1:])
+    idx_t = np.int32 if max(len(n), n_in) < 2 ** 31 else np.int64
+    return sp.csr_matrix((np.ones(len(n), dtype), j[order].astype(idx_t), indptr.astype(idx_t)),
+                         shape=(steps * n_rows, n_in))
+
 
 class LinearMap:
     """A population's integer input map (its chain of linear NIR nodes), evaluated exactly.
 
     Integer inputs times integer mantissas are exact in float32 while every partial sum stays
     below 2**24 (checked from the largest absolute row sum), else float64 (below 2**53).  A chain
-    that is a single Affine (after flattens) is a matrix product; other chains (conv, pools) go
-    through :func:`snncompile.nirops.apply_chain`.
+    that is a single Affine (after flattens), or whose composite matrix is small and dense enough
+    (pool -> flatten -> Affine), runs as an (in x out) matrix; other chains (conv) go through
+    :func:`snncompile.nirops.apply_chain`.
     """
 
     def __init__(self, ops, in_shape: tuple, max_count: int):
@@ -42,20 +91,46 @@ class LinearMap:
             if nodes else False
         ones = torch.ones((1, *self.in_shape), dtype=torch.float64)
         with torch.no_grad():
-            self.absrow = float(apply_chain([(k, _signed_node(n, 0)) for k, n in ops], ones, with_bias=False).max())
+            out = apply_chain([(k, _signed_node(n, 0)) for k, n in ops], ones, with_bias=False)
+        self.absrow = float(out.max())
+        self.n_out = int(out.numel())
         self.dtype = torch.float32 if self.absrow * max(max_count, 1) < 2 ** 24 else torch.float64
+        self.np_dtype = np.float32 if self.dtype == torch.float32 else np.float64
+        self.mat = None  # (in, out) numpy matrix in np_dtype, when the chain runs as one
         if self.dense:
-            self.wt = torch.as_tensor(np.asarray(nodes[-1].weight, dtype=np.float64).T.copy(), dtype=self.dtype)
+            self.mat = np.ascontiguousarray(np.asarray(nodes[-1].weight, dtype=np.float64).T, dtype=self.np_dtype)
+        elif ops and int(np.prod(self.in_shape)) * self.n_out <= DENSE_COMPOSITE_LIMIT:
+            cm = composite_matrix(ops, self.in_shape)
+            if cm.nnz >= DENSE_COMPOSITE_DENSITY * cm.shape[0] * cm.shape[1]:
+                self.mat = np.ascontiguousarray(cm.T.toarray(), dtype=self.np_dtype)
         self._fanout = None
+        self._mat_t = None
+        self._scaled = None
+
+    def scaled(self, exp: int) -> np.ndarray:
+        """The (in x out) matrix times 2**exp (exact), cached."""
+        if self._scaled is None or self._scaled[0] != exp:
+            self._scaled = (exp, self.mat * np.asarray(2.0 ** exp, dtype=self.np_dtype))
+        return self._scaled[1]
+
+    @property
+    def wt(self) -> torch.Tensor:
+        if self._mat_t is None:
+            self._mat_t = torch.from_numpy(self.mat)
+        return self._mat_t
 
     def __call__(self, x) -> np.ndarray:
         """(N, *in_shape) integer array -> (N, out) int64."""
-        x = torch.as_tensor(np.asarray(x), dtype=self.dtype)
+        x = np.asarray(x)
+        if self.mat is not None:
+            flat = x.reshape(len(x), -1)
+            step = max(CHUNK_ROWS, -(-len(x) // _workers()))
+            parts = parallel_map(lambda i: (flat[i:i + step].astype(self.np_dtype) @ self.mat).astype(np.int64),
+                                 list(range(0, len(x), step)))
+            return np.concatenate(parts) if parts else np.zeros((0, self.n_out), np.int64)
+        x = torch.as_tensor(x, dtype=self.dtype)
         with torch.no_grad():
-            if self.dense:
-                y = x.reshape(len(x), -1) @ self.wt
-            else:
-                y = apply_chain(self.ops, x, with_bias=False).reshape(len(x), -1)
+            y = apply_chain(self.ops, x, with_bias=False).reshape(len(x), -1)
         return y.numpy().astype(np.int64)
 
     def absolute(self) -> LinearMap:
@@ -64,37 +139,36 @@ class LinearMap:
 
     def signed(self, sign: int) -> LinearMap:
         """The same map with weights max(w, 0) (sign +1), min(w, 0) (sign -1) or |w| (sign 0)."""
-        out = LinearMap([(k, _signed_node(n, sign)) for k, n in self.ops], self.in_shape, 1)
-        out.dtype = self.dtype
-        if out.dense:
-            out.wt = out.wt.to(self.dtype)
+        out = LinearMap.__new__(LinearMap)
+        out.ops = [(k, _signed_node(n, sign)) for k, n in self.ops]
+        out.in_shape, out.dense, out.absrow, out.n_out = self.in_shape, self.dense, self.absrow, self.n_out
+        out.dtype, out.np_dtype = self.dtype, self.np_dtype
+        out._fanout = out._mat_t = out._scaled = None
+        out.mat = None
+        if self.mat is not None:
+            m = self.mat
+            out.mat = np.abs(m) if sign == 0 else (np.maximum(m, 0) if sign > 0 else np.minimum(m, 0))
         return out
 
     def levels(self, counts: np.ndarray, steps: int, as_tensor: bool = False, level_major: bool = False):
         """Per-arrival-step input sums: slot k holds the sum over inputs with count K - k.
 
-        (N, K, out) int64 numpy array; or (``as_tensor``) the exact float tensor in ``self.dtype``,
-        (K, N, out) when ``level_major``."""
+        (N, K, out) int64 numpy array; or (``as_tensor``) the exact float array in ``self.dtype``
+        (numpy for matrix maps, torch otherwise), (K, N, out) when ``level_major``."""
         N = len(counts)
         flat = counts.reshape(N, -1)
+        if self.mat is not None:
+            y = (step_matrix(flat, steps, self.np_dtype) @ self.mat).reshape(steps, N, -1)
+            if as_tensor:
+                return y if level_major else y.transpose(1, 0, 2)
+            return y.transpose(1, 0, 2).astype(np.int64)
         n, j = np.nonzero(flat)
-        k = (steps - flat[n, j]).astype(np.int8)
-        if self.dense:
-            order = np.argsort(k, kind="stable")  # radix sort on small ints; n stays ascending within a level
-            rows = k[order].astype(np.int64) * N + n[order]
-            crow = np.zeros(N * steps + 1, np.int64)
-            crow[1:] = np.cumsum(np.bincount(rows, minlength=N * steps))
-            ind = torch.sparse_csr_tensor(torch.as_tensor(crow), torch.as_tensor(j[order]),
-                                          torch.ones(len(n), dtype=self.dtype), (N * steps, flat.shape[1]),
-                                          check_invariants=False)
-            with torch.no_grad():
-                y = (ind @ self.wt).reshape(steps, N, -1)
-        else:
-            onehot = torch.zeros((steps, N, flat.shape[1]), dtype=self.dtype)
-            onehot[k.astype(np.int64), n, j] = 1.0
-            with torch.no_grad():
-                y = apply_chain(self.ops, onehot.reshape((N * steps, *self.in_shape)), with_bias=False)
-            y = y.reshape(steps, N, -1)
+        k = (steps - flat[n, j]).astype(np.int64)
+        onehot = torch.zeros((steps, N, flat.shape[1]), dtype=self.dtype)
+        onehot[k, n, j] = 1.0
+        with torch.no_grad():
+            y = apply_chain(self.ops, onehot.reshape((N * steps, *self.in_shape)), with_bias=False)
+        y = y.reshape(steps, N, -1)
         if as_tensor:
             return y if level_major else y.transpose(0, 1)
         return y.transpose(0, 1).numpy().astype(np.int64)
@@ -102,8 +176,8 @@ class LinearMap:
     def fanout(self) -> np.ndarray:
         """Synapses leaving each input neuron (nonzero entries per column)."""
         if self._fanout is None:
-            if self.dense:
-                self._fanout = (self.wt.numpy() != 0).sum(axis=1)
+            if self.mat is not None:
+                self._fanout = (self.mat != 0).sum(axis=1)
             else:
                 mat = composite_matrix([(k, _signed_node(n, 0)) for k, n in self.ops], self.in_shape)
                 self._fanout = np.asarray((mat != 0).sum(axis=0)).ravel()
@@ -204,55 +278,135 @@ def run_layer_closed(layer: FixedLayer, counts_in: np.ndarray, ar: Arith, chunk_
 
     e >= 0: v(t_in_end) = beta + (W c) << (act_shift + e), one matrix product; u stays within
     [sum of fired negative weights, sum of fired positive weights] << shift.
-    e < 0: Lava floors each step's sum, a_k = (W s_k) >> -e, so per-arrival-step sums are needed;
-    v(t_in_end) = beta + sum_k (K - k) (a_k << act_shift) and u lies within the sums of the
-    positive / negative a_k.
+    e < 0: Lava floors each step's sum, a_k = (W s_k) >> -e, so per-arrival-step sums are needed:
+    one product per step over the inputs that spike at that step (a sparse 0/1 matrix times the
+    weights, :func:`step_matrix`); v(t_in_end) = beta + sum_k (K - k) (a_k << act_shift) and u lies
+    within the sums of the positive / negative a_k.
+    Max-pool (a sum pool, threshold 0, no bias): :func:`maxpool_closed`.
     """
     N = len(counts_in)
     K = layer.steps
-    if layer.role == "maxpool":  # small populations: the program itself is cheap enough
+    if layer.role == "maxpool":
+        out = maxpool_closed(layer, counts_in, ar)
+        if out is not None:
+            return out, np.ones(N, bool)
         return run_layer_stepped(layer, counts_in, ar, layer.fire_end), np.ones(N, bool)
     e = layer.weight_exp
     m = 1 << (ar.state_bits - 1)
     bmax = int(np.abs(layer.bias).max(initial=0))
+    lmap = layer.map
     if e >= 0:
         sh = ar.act_shift + e
-        z = layer.bias[None, :] + (layer.map(counts_in) << sh)
-        worst = layer.map.absrow * (1 << sh)
+        z = layer.bias[None, :] + (lmap(counts_in) << sh)
+        worst = lmap.absrow * (1 << sh)
         if worst <= m - 1 and bmax + K * worst <= ar.vmax:
             valid = np.ones(N, bool)
         else:
             fired = (counts_in > 0).astype(np.float32)
-            pos = layer.map.signed(+1)(fired) << sh
-            neg = layer.map.signed(-1)(fired) << sh
+            pos = lmap.signed(+1)(fired) << sh
+            neg = lmap.signed(-1)(fired) << sh
             valid = ((pos <= m) & (neg > -m) & (bmax + K * np.maximum(pos, -neg) <= ar.vmax)).all(axis=1)
     else:
-        d = 1 << (-e)
-        rows = max(1, chunk_elems // max(1, K * layer.neurons))
-        z = np.empty((N, layer.neurons), np.int64)
-        exact32 = K * (layer.map.absrow / d + K) < 2 ** 24  # the weighted sum below is exact in float32
-        for i in range(0, N, rows):
-            lv = layer.map.levels(counts_in[i:i + rows], K, as_tensor=True, level_major=True)  # (K, n, out)
-            a = torch.floor(lv / d)  # exact: |sums| < 2**24 in float32, < 2**53 in float64
-            if not exact32:
-                a = a.to(torch.float64)
-            acc = torch.zeros(a.shape[1:], dtype=a.dtype)
-            for k in range(K):  # slot k is integrated for K - k steps
-                acc.add_(a[k], alpha=K - k)
-            z[i:i + rows] = layer.bias[None, :] + (acc.numpy().astype(np.int64) << ar.act_shift)
+        z = _integrate_floored(layer, counts_in, ar, chunk_elems)
         # |u| <= sum_k |a_k| <= (|W| fired) / d + K, all << act_shift; first the all-inputs bound
-        worst = ((int(layer.map.absrow) >> (-e)) + K) << ar.act_shift
+        worst = ((int(lmap.absrow) >> (-e)) + K) << ar.act_shift
         if worst <= m - 1 and bmax + K * worst <= ar.vmax:
             valid = np.ones(N, bool)
         else:
             fired = (counts_in > 0).astype(np.float32)
-            upk = ((layer.map.absolute()(fired) >> (-e)) + K) << ar.act_shift
+            upk = ((lmap.absolute()(fired) >> (-e)) + K) << ar.act_shift
             valid = ((upk <= m - 1) & (bmax + K * upk <= ar.vmax)).all(axis=1)
     zeros = np.zeros(N, dtype=np.int64)
     if layer.role == "readout":
         return LayerOut(None, np.zeros((N, *layer.out_shape), np.int64), z, zeros, zeros.copy()), valid
     step, counts, sats = fire_closed(layer.params, z, ar.vmax)
     return LayerOut(step, counts.reshape((N, *layer.out_shape)), z, zeros, sats), valid
+
+
+def _integrate_floored(layer: FixedLayer, counts_in: np.ndarray, ar: Arith, chunk_elems: int) -> np.ndarray:
+    """v(t_in_end) = beta + sum_k (K - k) floor(y_k / d) << act_shift for e < 0 (no wraps assumed),
+    y_k the sum over the inputs that arrive at step k; (N, neurons) int64."""
+    N, K, lmap = len(counts_in), layer.steps, layer.map
+    d = 1 << (-layer.weight_exp)
+    # the weighted sum of floored step sums is exact in float32 when below 2**24
+    exact32 = lmap.np_dtype == np.float32 and K * (lmap.absrow / d + K) < 2 ** 24
+    wdt = np.float32 if exact32 else np.float64
+    weights = np.arange(K, 0, -1).astype(wdt)  # slot k is integrated for K - k steps
+    rows = max(1, min(chunk_elems // max(1, K * layer.neurons), CHUNK_ROWS if lmap.mat is not None else N,
+                      -(-N // _workers())))
+    z = np.empty((N, layer.neurons), np.int64)
+
+    def one(i):
+        c = counts_in[i:i + rows]
+        n = len(c)
+        if lmap.mat is not None:
+            # W * 2**e is exact (a power of two), so each step's product is y_k / d exactly
+            y = step_matrix(c.reshape(n, -1), K, lmap.np_dtype) @ lmap.scaled(layer.weight_exp)  # (K*n, out)
+            np.floor(y, out=y)
+            acc = np.einsum("k,km->m", weights, y.reshape(K, -1).astype(wdt, copy=False))  # no BLAS threads
+        else:
+            with torch.no_grad():
+                lv = lmap.levels(c, K, as_tensor=True, level_major=True)  # (K, n, out)
+                a = torch.floor(lv / d).reshape(K, -1).to(torch.float32 if exact32 else torch.float64)
+                acc = torch.einsum("k,km->m", torch.from_numpy(weights), a).numpy()
+        z[i:i + n] = layer.bias[None, :] + (acc.reshape(n, -1).astype(np.int64) << ar.act_shift)
+
+    starts = list(range(0, N, rows))
+    if lmap.mat is not None:
+        parallel_map(one, starts)
+    else:  # torch's own threads run the convolutions
+        for i in starts:
+            one(i)
+    return z
+
+
+def maxpool_closed(layer: FixedLayer, counts_in: np.ndarray, ar: Arith) -> LayerOut | None:
+    """A max-pool population (one SumPool2d, weight exponent 0, threshold 0, slope 0, no bias) in
+    closed form, or None when it is not of that form or its bounds cannot rule out a wrap or a
+    saturation.
+
+    u only grows (inputs are spike counts >= 0): the neuron fires at the step its window's first
+    input arrives, so its count is the window's largest count c_max, and afterwards v integrates u
+    from 0: v(t_in_end) = (sum of the window's counts - number of inputs with count c_max) << act_shift.
+    """
+    nodes = [n for _, n in layer.ops]
+    if (len(nodes) != 1 or not isinstance(nodes[0], nir.SumPool2d) or layer.weight_exp != 0 or layer.slope != 0
+            or layer.threshold != 0 or np.any(layer.bias != 0) or len(layer.in_shape) != 3
+            or layer.fire_start != layer.arrival or layer.fire_end != layer.t_in_end
+            or layer.t_in_end != layer.arrival + layer.steps - 1):
+        return None
+    node = nodes[0]
+    k = tuple(int(v) for v in np.broadcast_to(np.asarray(node.kernel_size), (2,)))
+    s = tuple(int(v) for v in np.broadcast_to(np.asarray(node.stride), (2,)))
+    if np.any(np.asarray(node.padding) != 0):
+        return None
+    m = 1 << (ar.state_bits - 1)
+    worst = (k[0] * k[1] * layer.steps) << ar.act_shift  # u <= pool size << act_shift; v <= K u
+    if (k[0] * k[1]) << ar.act_shift > m - 1 or worst > ar.vmax:
+        return None
+    N, K = len(counts_in), layer.steps
+    C, H, W = layer.in_shape
+    x = np.asarray(counts_in).reshape(N, C, H, W).astype(np.int16 if K < 2 ** 15 else np.int64)
+    oh, ow = (H - k[0]) // s[0] + 1, (W - k[1]) // s[1] + 1
+    if C * oh * ow != layer.neurons:
+        return None
+    taps = [x[:, :, i:i + s[0] * (oh - 1) + 1:s[0], j:j + s[1] * (ow - 1) + 1:s[1]]
+            for i in range(k[0]) for j in range(k[1])]  # each (N, C, oh, ow)
+    cmax = taps[0].copy()
+    total = taps[0].astype(np.int64)
+    for t in taps[1:]:
+        np.maximum(cmax, t, out=cmax)
+        total += t
+    nmax = sum((t == cmax) for t in taps).astype(np.int64).reshape(N, -1)
+    total = total.reshape(N, -1)
+    cmax = cmax.reshape(N, -1).astype(np.int64)
+    fired = cmax > 0
+    z = np.where(fired, total - nmax, 0)
+    z = z << ar.act_shift
+    step = np.where(fired, layer.arrival + K - cmax, -1)
+    counts = output_counts(layer.params, step).reshape((N, *layer.out_shape))
+    zeros = np.zeros(N, dtype=np.int64)
+    return LayerOut(step, counts, z, zeros, zeros.copy())
 
 
 def _signed_node(node, sign: int):
@@ -299,7 +453,30 @@ def run_layer_stepped(layer: FixedLayer, counts_in: np.ndarray, ar: Arith, t_tot
 
 def run_network(layers: list[FixedLayer], ar: Arith, counts_in: np.ndarray, t_total: int,
                 mode: str = "auto", record: bool = False) -> list[LayerOut]:
-    """Run every population on input counts (N, *input_shape); ``mode``: auto | closed | stepped."""
+    """Run every population on input counts (N, *input_shape); ``mode``: auto | closed | stepped.
+
+    BLAS runs single-threaded inside (fxsim splits the batch over its own threads: a multi-threaded
+    OpenBLAS on a busy machine makes the small products up to hundreds of times slower)."""
+    if BLAS_THREADS is None:
+        return _run_network(layers, ar, counts_in, t_total, mode, record)
+    with _blas_controller().limit(limits=BLAS_THREADS, user_api="blas"):
+        return _run_network(layers, ar, counts_in, t_total, mode, record)
+
+
+_CONTROLLER = None
+
+
+def _blas_controller():
+    """threadpoolctl's controller, made once (making one scans every loaded library: tens of ms)."""
+    global _CONTROLLER
+    if _CONTROLLER is None:
+        from threadpoolctl import ThreadpoolController
+
+        _CONTROLLER = ThreadpoolController()
+    return _CONTROLLER
+
+
+def _run_network(layers, ar, counts_in, t_total, mode, record):
     outs = []
     c = counts_in
     for layer in layers:

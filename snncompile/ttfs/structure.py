@@ -4,7 +4,10 @@ A TTFS layer is the chain of linear operations between two nonlinearities, follo
 a ReLU (a spiking layer, one spike at most per neuron) or by nothing (the readout,
 which never spikes).  Max-pools after a ReLU become "earliest spike wins" layers.
 
-    [Flatten|AvgPool2d]* (Linear|Conv2d) [Flatten|AvgPool2d|Linear|Conv2d]*  ReLU  [MaxPool2d]*
+    [Flatten|AvgPool2d]* (Linear|Conv2d [BiasMap]) [Flatten|AvgPool2d|Linear|Conv2d]*  ReLU  [MaxPool2d]*
+
+(``BiasMap``: the per-position border bias of a BatchNorm folded into a padded conv, see
+``frontends/canonical.py``; it becomes part of the layer's per-neuron bias.)
 
 Linear operations compose, so average pools and flattens fold into the next affine
 layer's linear map; ``Conv2d -> MaxPool2d -> ReLU`` equals ``Conv2d -> ReLU -> MaxPool2d``
@@ -18,8 +21,9 @@ from dataclasses import dataclass, field
 import torch.nn as nn
 
 from ..errors import InvalidModel
+from ..frontends.canonical import BiasMap
 
-LINEAR_TYPES = (nn.Linear, nn.Conv2d, nn.Flatten, nn.AvgPool2d)
+LINEAR_TYPES = (nn.Linear, nn.Conv2d, nn.Flatten, nn.AvgPool2d, BiasMap)
 AFFINE_TYPES = (nn.Linear, nn.Conv2d)
 
 

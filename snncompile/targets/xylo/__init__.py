@@ -7,3 +7,7 @@ with our own Xylo arithmetic (:mod:`snncompile.neurons.xylo`).
 
 Nothing here imports rockpool until a function needs it.
 """
+
+from .target import XyloSimTarget
+
+__all__ = ["XyloSimTarget"]
