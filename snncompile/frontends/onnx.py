@@ -389,13 +389,16 @@ def from_onnx(path) -> AnnModel:
     return canonicalize(layers, gr.input_shape, name, where=path)
 
 
-def export_onnx(model: AnnModel, path) -> None:
+def export_onnx(model: AnnModel, path, canonical: bool = True) -> None:
     """Write ``model`` as ONNX (opset 17): input ``"input"`` (N, *input_shape), output ``"logits"``.
 
     The batch axis is dynamic.  The file is written to a temporary file in the same folder and
-    moved into place, so a failure never leaves a half-written file.
+    moved into place, so a failure never leaves a half-written file.  ``canonical=False`` writes a
+    trained network that still holds its BatchNorms (eval mode; the ONNX frontend folds them when
+    the model is loaded).
     """
-    check_canonical(model)
+    if canonical:
+        check_canonical(model)
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)

@@ -310,29 +310,8 @@ def train_ann_command(data, arch: str, epochs: int, batch_size: int, lr: float, 
 
 
 def export_onnx_with_bn(model: AnnModel, path) -> None:
-    """Write a trained network that still holds its BatchNorms as ONNX (opset 17, eval mode):
-    input ``"input"``, output ``"logits"``, dynamic batch axis, like ``frontends.onnx.export_onnx``.
-    The ONNX frontend folds the BatchNormalization nodes when the model is loaded."""
-    import os
-    import uuid
-    import warnings
+    """Write a trained network that still holds its BatchNorms as ONNX (opset 17, eval mode); the ONNX
+    frontend folds the BatchNormalization nodes when the model is loaded."""
+    from ..frontends.onnx import export_onnx
 
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    net, was_training = model.net, model.net.training
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.{uuid.uuid4().hex}.tmp")
-    try:
-        net.eval()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(net, (torch.zeros((1, *model.input_shape)),), tmp, input_names=["input"],
-                              output_names=["logits"], opset_version=17, dynamo=False,
-                              dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    finally:
-        net.train(was_training)
+    export_onnx(model, path, canonical=False)

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InvalidModel
-from ..ir import write_text
+from ..ir import json_clean, write_text
 
 ANN_EPOCHS = 20   # baseline: at least this many epochs (and at least eRBP's), Adam, lr 1e-3, batch 64
 ANN_LR = 1e-3
@@ -98,7 +98,7 @@ def train_erbp_command(data, arch: str, epochs: int, batch_size: int, lr: float 
         "output": str(out),
     }
     log_path = _log_path(out)
-    write_text(log_path, json.dumps(log, indent=1, default=_json_default) + "\n")
+    write_text(log_path, json.dumps(json_clean(log, nonfinite=lambda x: None), indent=1) + "\n")
 
     quant = result.quant
     on_grid = (f", weights on the {quant['profile']} grid ({quant['bits']}-bit {quant['sign_mode']}, "
@@ -109,14 +109,6 @@ def train_erbp_command(data, arch: str, epochs: int, batch_size: int, lr: float 
              f"({ann_time:.1f} s); gap {100 * (ann_acc - test_acc):+.2f} points",
              f"wrote {out} and {log_path}"]
     return log, lines
-
-
-def _json_default(obj):
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    raise TypeError(f"not JSON serializable: {type(obj).__name__}")
 
 
 __all__ = ["ANN_EPOCHS", "QUANT_ROUNDING", "train_erbp_command"]

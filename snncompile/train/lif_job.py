@@ -10,13 +10,12 @@ final report.
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import InvalidModel
-from ..ir import write_text
+from ..ir import json_clean, write_text
 
 METHODS = ("bptt", "eventprop")
 
@@ -88,7 +87,7 @@ def train_lif_command(data, arch: str, method: str, epochs: int, batch_size: int
                     "train_time_s": res.train_time_s, "spikes_per_neuron_test": spn},
            "output": str(out)}
     log_path = out.with_name(out.stem + ".train.json")
-    write_text(log_path, json.dumps(log, indent=1, default=_json_default) + "\n")
+    write_text(log_path, json.dumps(json_clean(log, nonfinite=lambda x: None), indent=1) + "\n")
     acc = res.accuracy
     dep = ""
     if "deployed_test" in acc:
@@ -102,16 +101,6 @@ def train_lif_command(data, arch: str, method: str, epochs: int, batch_size: int
              f"{res.train_time_s:.1f} s, {spn:.2f} spikes/neuron)",
              f"wrote {out} and {log_path}"]
     return log, lines
-
-
-def _json_default(obj):
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    raise TypeError(f"not JSON serializable: {type(obj).__name__}")
 
 
 __all__ = ["METHODS", "train_lif_command"]
