@@ -37,7 +37,7 @@ $(STAMP): pyproject.toml Makefile
 	# Xylo: rockpool (never samna: a stub that downloads at import) and xylosim built from source (~1 min)
 	$(PIP) install -q rockpool==3.1.0 pybind11==3.1.0
 	$(PIP) install -q --no-build-isolation xylosim==0.1.3
-	$(BIN)/python -c "import snncompile.targets.lava_compat as c; c.require_lava()"
+	$(BIN)/python -c "import snncompile.targets.lava.compat as c; c.require_lava(); import snncompile.targets.xylo.compat as x; x.require_xylosim(); import snncompile.targets.netx.compat as n; n.require_netx()"
 	touch $(STAMP)
 
 demo: install
