@@ -153,7 +153,7 @@ def compile_cmd(model, dataset, targets, profile, steps, bits, zeta, samples, ve
     click.echo(result.report.table())
     if "sweep" in result.report.data:
         click.echo("\nfxsim accuracy, weight bits x steps:\n" + result.report.data["sweep"]["markdown"])
-    click.echo(f"\nwrote {', '.join(sorted(p.name for p in result.files.values() if p is not None))} to {out}")
+    click.echo(f"\nwrote {', '.join(sorted({p.name for p in result.files.values() if p is not None}))} to {out}")
 
 
 @main.command()

@@ -103,8 +103,9 @@ def draw_plots(build: Build, folder: Path) -> dict:
         unit = run.info.get("time_unit", "step")
         out[f"spike raster, {name}"] = raster_plot(raster_data(run, 0), path, target=name, samples=run.samples,
                                                    time_unit=unit, t_total=run.info.get("t_total"))
-    for i, (title, (fn, args, kwargs)) in enumerate(build.plots.items()):
-        out[title] = fn(*args, folder / f"plot{i}.png", **kwargs)
+    for title, (fn, args, kwargs) in build.plots.items():
+        slug = "".join(c if c.isalnum() else "_" for c in title).strip("_")
+        out[title] = fn(*args, folder / f"{slug}.png", **kwargs)
     return out
 
 
