@@ -41,6 +41,21 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.norse)
 
 
+@pytest.fixture(scope="session")
+def digits_onnx(tmp_path_factory):
+    """A small ReLU MLP trained on digits through the CLI (64-24-10, 4 epochs, seed 0)."""
+    from click.testing import CliRunner
+
+    from snncompile.cli import main
+
+    out = tmp_path_factory.mktemp("m") / "digits.onnx"
+    res = CliRunner().invoke(main, ["train", "--dataset", "digits", "--arch", "64-24-10", "--epochs", "4",
+                                    "--seed", "0", "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "test accuracy" in res.output
+    return out
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)

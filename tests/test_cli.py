@@ -6,22 +6,11 @@ import json
 
 import numpy as np
 import onnx
-import pytest
 from click.testing import CliRunner
 from conftest import without_timings
 from onnx import TensorProto, helper
 
 from snncompile.cli import main
-
-
-@pytest.fixture(scope="module")
-def digits_onnx(tmp_path_factory):
-    out = tmp_path_factory.mktemp("m") / "digits.onnx"
-    res = CliRunner().invoke(main, ["train", "--dataset", "digits", "--arch", "64-24-10", "--epochs", "4",
-                                    "--seed", "0", "-o", str(out)])
-    assert res.exit_code == 0, res.output
-    assert "test accuracy" in res.output
-    return out
 
 
 def _ok(res):

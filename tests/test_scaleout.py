@@ -13,15 +13,6 @@ from snncompile.errors import TargetUnavailable
 from snncompile.scaleout import run_jobs
 
 
-@pytest.fixture(scope="module")
-def digits_onnx(tmp_path_factory):
-    out = tmp_path_factory.mktemp("m") / "digits.onnx"
-    res = CliRunner().invoke(main, ["train", "--dataset", "digits", "--arch", "64-24-10", "--epochs", "4",
-                                    "--seed", "0", "-o", str(out)])
-    assert res.exit_code == 0, res.output
-    return out
-
-
 def _square(shared, job):
     return shared["offset"] + job * job
 
