@@ -35,26 +35,10 @@ def timed(fn, repeat: int = 1):
 
 
 def slayer_graph(hidden: int, seed: int, folder: Path):
-    import h5py
-    import torch
-
     from snncompile.frontends.netx import read_netx
-    from snncompile.targets.netx.compat import require_slayer
+    from snncompile.targets.netx.compat import export_slayer_dense
 
-    slayer = require_slayer()
-    torch.manual_seed(seed)
-    params = {"threshold": 1.0, "current_decay": 0.25, "voltage_decay": 0.03, "requires_grad": False}
-    blocks = torch.nn.ModuleList([slayer.block.cuba.Dense(params, 64, hidden, weight_norm=False, weight_scale=4),
-                                  slayer.block.cuba.Dense(params, hidden, 10, weight_norm=False, weight_scale=4)])
-    x = (torch.rand(1, 64, 8) < 0.3).float()
-    for b in blocks:
-        x = b(x)
-    path = folder / "slayer.net"
-    with h5py.File(path, "w") as f:
-        layer = f.create_group("layer")
-        for i, b in enumerate(blocks):
-            b.export_hdf5(layer.create_group(f"{i}"))
-    return read_netx(path)
+    return read_netx(export_slayer_dense(folder / "slayer.net", (64, hidden, 10), seed=seed))
 
 
 def chain_graph(hidden: int, seed: int, x_cal):

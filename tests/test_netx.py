@@ -311,23 +311,9 @@ def test_one_step_of_delay_per_layer(netx):
 
 @pytest.mark.slow
 def test_slayer_export_compiles_and_runs_bit_exact(tmp_path, netx):
-    import torch
+    from snncompile.targets.netx.compat import export_slayer_dense
 
-    from snncompile.targets.netx.compat import require_slayer
-
-    slayer = require_slayer()
-    torch.manual_seed(0)
-    params = {"threshold": 1.0, "current_decay": 0.25, "voltage_decay": 0.03, "requires_grad": False}
-    blocks = torch.nn.ModuleList([slayer.block.cuba.Dense(params, 64, 32, weight_norm=False, weight_scale=4),
-                                  slayer.block.cuba.Dense(params, 32, 10, weight_norm=False, weight_scale=4)])
-    x = (torch.rand(2, 64, 16) < 0.3).float()
-    for b in blocks:
-        x = b(x)
-    path = tmp_path / "slayer.net"
-    with h5py.File(path, "w") as f:
-        layer = f.create_group("layer")
-        for i, b in enumerate(blocks):
-            b.export_hdf5(layer.create_group(f"{i}"))
+    path = export_slayer_dense(tmp_path / "slayer.net", (64, 32, 10), seed=0, steps=16, batch=2)
     q = read_netx(path)
     qn = read_qlif(q)
     assert [(p.params.du, p.params.dv, p.params.vth_mant) for p in qn.pops.values()] == [(1023, 123, 64)] * 2

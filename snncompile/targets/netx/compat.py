@@ -65,3 +65,26 @@ def require_slayer():
     except ImportError as exc:
         raise TargetUnavailable(f"lava-dl's SLAYER cannot be imported: {INSTALL_HINT} ({exc})") from None
     return slayer
+
+
+def export_slayer_dense(path, sizes, seed: int = 0, steps: int = 8, batch: int = 1):
+    """Build a SLAYER network of ``block.cuba.Dense`` layers (``sizes`` = (inputs, hidden..., outputs);
+    threshold 1, current decay 0.25, voltage decay 0.03), run one forward pass on random input
+    spikes (slayer needs it before ``export_hdf5``) and export it to the netx file ``path``: what a
+    lava-dl user ships.  Tests and benchmarks use it as a foreign netx file."""
+    import h5py
+    import torch
+
+    slayer = require_slayer()
+    torch.manual_seed(seed)
+    params = {"threshold": 1.0, "current_decay": 0.25, "voltage_decay": 0.03, "requires_grad": False}
+    blocks = torch.nn.ModuleList([slayer.block.cuba.Dense(params, a, b, weight_norm=False, weight_scale=4)
+                                  for a, b in zip(sizes[:-1], sizes[1:])])
+    x = (torch.rand(batch, sizes[0], steps) < 0.3).float()
+    for b in blocks:
+        x = b(x)
+    with h5py.File(path, "w") as f:
+        layer = f.create_group("layer")
+        for i, b in enumerate(blocks):
+            b.export_hdf5(layer.create_group(f"{i}"))
+    return path
