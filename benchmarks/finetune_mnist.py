@@ -1,12 +1,15 @@
-"""QAT and hardware-in-the-loop fine-tuning on MNIST-5k (issue: fine-tuning), measured in one run.
+"""TTFS fine-tuning on MNIST-5k 784-340-10 (issue 15), measured in one run; the test split is only measured.
 
-    python benchmarks/finetune_mnist.py [--bits 2,3,4] [--steps 8] [--qat-epochs 5] [--hil-epochs 2]
-                                         [--penalty 0.5] [--penalty-bits 8] [--penalty-steps 16]
+    python benchmarks/finetune_mnist.py [--points 2x4,3x8,4x8] [--budget 0.1] [--options] [--seed 0]
 
-Trains the 784-340-10 ANN (10 epochs, seed 0), converts it, and for each weight width reports the
-fxsim test accuracy (loihi2 profile, K steps) before fine-tuning (max-abs and MSE weight scales),
-after QAT, and after HIL on fxsim.  Then QAT with a spike penalty at --penalty-bits/--penalty-steps:
-spikes per hidden neuron and accuracy before and after.  The test split is only measured.
+Trains the ANN (10 epochs, seed 0) and converts it.  Then, on fxsim (loihi2 profile, 1,000 test samples):
+
+1. default options (``--points`` BITSxK): accuracy before fine-tuning with max-abs and with the
+   default ("auto") weight scales, after QAT and after HIL on fxsim, each with the options the rule
+   chose (snncompile/train/finetune_auto.py);
+2. ``--spike-budget`` (8-bit, K = 16): the searched penalty, test accuracy and spikes per hidden neuron;
+3. ``--options``: the 0.3-spikes paper's features at 8-bit weights: spike-time noise, the
+   adaptive window (F = 10 and 1), quantile windows at K = 16 and at K = 4 (latency), against plain QAT.
 """
 
 from __future__ import annotations
@@ -17,63 +20,96 @@ import time
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--bits", default="2,3,4")
-    ap.add_argument("--steps", type=int, default=8)
-    ap.add_argument("--qat-epochs", type=int, default=5)
-    ap.add_argument("--hil-epochs", type=int, default=2)
-    ap.add_argument("--penalty", type=float, default=1.5)
-    ap.add_argument("--penalty-bits", type=int, default=8)
-    ap.add_argument("--penalty-steps", type=int, default=16)
-    ap.add_argument("--penalty-epochs", type=int, default=5)
+    ap.add_argument("--points", default="2x4,3x8,4x8", help="comma-separated BITSxK points for the defaults")
+    ap.add_argument("--budget", type=float, default=0.1, help="spikes per hidden neuron (0: skip)")
+    ap.add_argument("--options", action="store_true", help="also measure noise, adaptive and quantile windows")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
+
+    import torch
 
     from snncompile.data import as_model_input, load_dataset
     from snncompile.profile import load_profile
     from snncompile.train.ann import build_ann, evaluate_ann, train_ann
-    from snncompile.train.finetune import evaluate_on_target, finetune
-    from snncompile.ttfs.convert import convert
+    from snncompile.train.finetune import TtfsModule, evaluate_on_target, finetune, finetune_spike_budget
+    from snncompile.train.finetune_loop import latency_steps
 
+    torch.set_num_threads(1)
     data = load_dataset("mnist5k")
     model = build_ann("784-340-10", seed=args.seed)
     x = as_model_input(data.x_train, model.input_shape)
-    xt = as_model_input(data.x_test, model.input_shape)
+    xt, yt = as_model_input(data.x_test, model.input_shape), data.y_test
     train_ann(model, x, data.y_train, epochs=10, seed=args.seed, progress=False)
-    ann = float((evaluate_ann(model, xt).argmax(1) == data.y_test).mean())
-    graph = convert(model, x)
+    ann = float((evaluate_ann(model, xt).argmax(1) == yt).mean())
+    graph = convert_model(model, x)
     calib = x[:1000]
-    print(f"ANN test accuracy {100 * ann:.2f} %")
-    print(f"{'bits':>4} {'K':>3} {'before(max)':>12} {'before(mse)':>12} {'QAT':>8} {'HIL':>8} {'QAT s':>6} {'HIL s':>6}")
-    for bits in [int(b) for b in args.bits.split(",")]:
-        prof = load_profile("loihi2").with_weight_bits(bits)
-        before_max, _ = evaluate_on_target(graph, prof, args.steps, calib, xt, data.y_test)
-        from snncompile.train.finetune import TtfsModule
+    print(f"ANN test accuracy {100 * ann:.2f} % ({len(xt)} test samples)\n")
 
+    def pct(v):
+        return f"{100 * v:.2f} %"
+
+    print("1. default options: fxsim test accuracy")
+    print("| bits | K | before (max-abs) | before (auto) | QAT | HIL | QAT options (auto) | QAT s | HIL s |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for point in args.points.split(","):
+        bits, K = (int(v) for v in point.lower().split("x"))
+        prof = load_profile("loihi2").with_weight_bits(bits)
+        before_max, _ = evaluate_on_target(graph, prof, K, calib, xt, yt)
         mod = TtfsModule(graph)
-        mod.fix_scales(prof, "mse")
-        before_mse, _ = evaluate_on_target(mod.to_graph(), prof, args.steps, calib, xt, data.y_test)
-        lr = 1e-3 if bits <= 3 else 1e-4
         t0 = time.perf_counter()
-        qat = finetune(graph, x, data.y_train, profile=prof, steps=args.steps, x_monitor=xt, y_monitor=data.y_test,
-                       mode="qat", epochs=args.qat_epochs, lr=lr, scale_policy="mse", seed=args.seed, progress=False)
+        qat = finetune(graph, x, data.y_train, profile=prof, steps=K, x_monitor=xt, y_monitor=yt, seed=args.seed,
+                       progress=False)
         t_qat = time.perf_counter() - t0
-        acc_qat, _ = evaluate_on_target(qat.graph, prof, args.steps, calib, xt, data.y_test)
+        mod.fix_scales(prof, qat.log["scale_policy"])
+        before_auto, _ = evaluate_on_target(mod.to_graph(), prof, K, calib, xt, yt)
         t0 = time.perf_counter()
-        hil = finetune(qat.graph, x, data.y_train, profile=prof, steps=args.steps, x_monitor=xt,
-                       y_monitor=data.y_test, mode="hil", target="fxsim", epochs=args.hil_epochs, lr=lr / 3,
+        hil = finetune(qat.graph, x, data.y_train, profile=prof, steps=K, x_monitor=xt, y_monitor=yt, mode="hil",
                        seed=args.seed, progress=False)
         t_hil = time.perf_counter() - t0
-        acc_hil, _ = evaluate_on_target(hil.graph, prof, args.steps, calib, xt, data.y_test)
-        print(f"{bits:>4} {args.steps:>3} {100 * before_max:>11.2f}% {100 * before_mse:>11.2f}% {100 * acc_qat:>7.2f}% "
-              f"{100 * acc_hil:>7.2f}% {t_qat:>6.0f} {t_hil:>6.0f}")
-    prof = load_profile("loihi2").with_weight_bits(args.penalty_bits)
-    acc0, spn0 = evaluate_on_target(graph, prof, args.penalty_steps, calib, xt, data.y_test)
-    pen = finetune(graph, x, data.y_train, profile=prof, steps=args.penalty_steps, x_monitor=xt, y_monitor=data.y_test,
-                   mode="qat", epochs=args.penalty_epochs, lr=1e-4, spike_penalty=args.penalty, seed=args.seed,
-                   progress=False)
-    acc1, spn1 = evaluate_on_target(pen.graph, prof, args.penalty_steps, calib, xt, data.y_test)
-    print(f"spike penalty {args.penalty} ({args.penalty_bits}-bit, K={args.penalty_steps}): spikes per hidden neuron "
-          f"{spn0:.3f} -> {spn1:.3f}, fxsim accuracy {100 * acc0:.2f} % -> {100 * acc1:.2f} %")
+        lg = qat.log
+        opts = (f"{lg['scale_policy']}, lr {lg['lr']:g}, {lg['epochs']} ep, {lg['schedule']}"
+                + (", learned scales" if lg["learn_scales"] else "") + (", learned windows" if lg["learn_windows"]
+                                                                        else ""))
+        print(f"| {bits} | {K} | {pct(before_max)} | {pct(before_auto)} | {pct(lg['accuracy'][-1])} | "
+              f"{pct(hil.log['accuracy'][-1])} | {opts} | {t_qat:.0f} | {t_hil:.0f} |")
+
+    prof8 = load_profile("loihi2")
+    if args.budget > 0:
+        t0 = time.perf_counter()
+        res = finetune_spike_budget(graph, x, data.y_train, budget=args.budget, profile=prof8, steps=16,
+                                    seed=args.seed, progress=False)
+        acc, spn = evaluate_on_target(res.graph, prof8, 16, calib, xt, yt)
+        acc0, spn0 = evaluate_on_target(graph, prof8, 16, calib, xt, yt)
+        s = res.log["spike_budget"]
+        print(f"\n2. --spike-budget {args.budget:g} (8-bit, K = 16): penalty {s['chosen_penalty']:.3g} after "
+              f"{len(s['runs'])} runs of {s['epochs_per_run']} epochs ({'met' if s['met'] else 'NOT met'} on "
+              f"validation); test: accuracy {pct(acc0)} -> {pct(acc)}, spikes per hidden neuron {spn0:.3f} -> "
+              f"{spn:.3f}; {time.perf_counter() - t0:.0f} s")
+
+    if args.options:
+        print("\n3. fine-tuning options, 8-bit weights (QAT, defaults otherwise)")
+        print("| option | K | latency (steps) | accuracy | spikes per hidden neuron | windows B |")
+        print("|---|---|---|---|---|---|")
+        rows = [("plain QAT", 16, {}), ("time noise 0.5 step", 16, {"time_noise": 0.5}),
+                ("adaptive window F = 10", 16, {"adapt_window": 10.0}),
+                ("adaptive window F = 1", 16, {"adapt_window": 1.0}),
+                ("window quantile 0.99", 16, {"window_quantile": 0.99}),
+                ("plain QAT", 4, {"epochs": 5, "lr": 1e-4, "learn_scales": False, "learn_windows": False}),
+                ("window quantile 0.99", 4, {"epochs": 5, "lr": 1e-4, "learn_scales": False,
+                                             "learn_windows": False, "window_quantile": 0.99}),
+                ("window quantile 0.99 + K = 4 defaults", 4, {"window_quantile": 0.99})]
+        for name, K, kw in rows:
+            r = finetune(graph, x, data.y_train, profile=prof8, steps=K, x_monitor=xt, y_monitor=yt, seed=args.seed,
+                         progress=False, **kw)
+            print(f"| {name} | {K} | {latency_steps(graph, K)} | {pct(r.log['accuracy'][0])} -> "
+                  f"{pct(r.log['accuracy'][-1])} | {r.log['spikes_per_hidden_neuron'][-1]:.3f} | "
+                  f"{', '.join(f'{b:.2f}' for b in r.log['windows'])} |")
+
+
+def convert_model(model, x):
+    from snncompile.ttfs.convert import convert
+
+    return convert(model, x)
 
 
 if __name__ == "__main__":

@@ -52,7 +52,8 @@ def main():
 
 
 @main.command()
-@click.option("--dataset", required=True, help="digits | mnist5k | yinyang | idx:<folder>")
+@click.option("--dataset", required=True, help="digits | mnist5k | yinyang | idx:<folder> | cifar10:<folder> | "
+              "cifar100:<folder> | npz:<file> | imagefolder:<folder>")
 @click.option("--arch", required=True, help="784-340-10 (MLP) or e.g. 1x28x28-c8k5p2-m2-c16k5-a2-64-10 (CNN)")
 @click.option("--method", type=click.Choice(["ann", "erbp", "bptt", "eventprop"]), default="ann", show_default=True,
               help="ann: ReLU network by backprop (writes ONNX); erbp / bptt (surrogate gradients) / eventprop "
@@ -61,20 +62,30 @@ def main():
 @click.option("--batch-size", default=None, type=click.IntRange(1), help="default: 64 for ann, 32 for erbp")
 @click.option("--lr", default=None, type=_T["float"]("lr"), help="learning rate (default: 1e-3 for ann, eRBP's tuned 5e-4)")
 @click.option("--profile", default=None, help="erbp: keep weights on this profile's grid while learning; "
-              "bptt/eventprop: train through the profile's integer dynamics (fake quantization)")
+              "bptt: train through the profile's integer dynamics (fake quantization); eventprop: float "
+              "training, then fine-tuning on the profile's weight grid")
 @click.option("--loss", type=click.Choice(["count", "readout", "first-spike"]), default=None,
               help="bptt: spike-count, LI-readout or first-spike loss (default readout); eventprop: first-spike")
 @click.option("--spike-reg", default=0.0, show_default=True, type=_T["float"]("spike_penalty"),
               help="bptt: weight of the hidden spikes-per-neuron penalty")
+@click.option("--tau-syn", default=None, type=click.FloatRange(1, min_open=True),
+              help="bptt: CubaLIF layers with this synaptic time constant (steps); default LIF (no synaptic state)")
+@click.option("--margin", default=0.0, show_default=True, type=click.FloatRange(0, 1),
+              help="erbp: no error while the label output's rate leads every other's by this margin (0.2: "
+                   "Yin-Yang 80.8 % -> 86.8 %, train/erbp.py)")
 @click.option("--seed", default=0, show_default=True, type=_T["seed"])
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="output file (.onnx or .nir)")
 @library_errors
-def train(dataset, arch, method, epochs, batch_size, lr, profile, loss, spike_reg, seed, output):
+def train(dataset, arch, method, epochs, batch_size, lr, profile, loss, spike_reg, tau_syn, margin, seed, output):
     """Train a network on a bundled dataset."""
     from .data import load_dataset
 
     if method not in ("bptt", "eventprop") and (loss is not None or spike_reg):
         raise click.BadParameter("--loss and --spike-reg apply to --method bptt / eventprop")
+    if method != "bptt" and tau_syn is not None:
+        raise click.BadParameter("--tau-syn applies to --method bptt")
+    if method != "erbp" and margin:
+        raise click.BadParameter("--margin applies to --method erbp")
     check_arch(arch)
     check_out_file(output, (".onnx",) if method == "ann" else ())
     data = load_dataset(dataset)
@@ -82,13 +93,13 @@ def train(dataset, arch, method, epochs, batch_size, lr, profile, loss, spike_re
         from .train.lif_job import train_lif_command
 
         _, lines = train_lif_command(data, arch, method, epochs, batch_size or 64, lr, profile, seed, output,
-                                     loss=loss, spike_reg=spike_reg)
+                                     loss=loss, spike_reg=spike_reg, tau_syn=tau_syn)
         click.echo("\n".join(lines))
         return
     if method == "erbp":
         from .train.erbp_job import train_erbp_command
 
-        _, lines = train_erbp_command(data, arch, epochs, batch_size or 32, lr, profile, seed, output)
+        _, lines = train_erbp_command(data, arch, epochs, batch_size or 32, lr, profile, seed, output, margin=margin)
         click.echo("\n".join(lines))
         return
     from .train.ann import train_ann_command
@@ -100,7 +111,8 @@ def train(dataset, arch, method, epochs, batch_size, lr, profile, loss, spike_re
 
 @main.command(name="compile")
 @click.argument("model", type=click.Path(dir_okay=False))
-@click.option("--dataset", required=True, help="digits | mnist5k | yinyang | idx:<folder>")
+@click.option("--dataset", required=True, help="digits | mnist5k | yinyang | idx:<folder> | cifar10:<folder> | "
+              "cifar100:<folder> | npz:<file> | imagefolder:<folder>")
 @click.option("--target", "targets", multiple=True, default=("reference",), show_default=True,
               help="reference | fxsim | lava | norse | xylosim | ... (repeat for several; see snncompile targets)")
 @click.option("--profile", default=None, help="hardware profile name or .toml path (default loihi2 for fixed-point targets)")
@@ -116,13 +128,15 @@ def train(dataset, arch, method, epochs, batch_size, lr, profile, loss, spike_re
 @click.option("--sweep-profiles", default=None, help="comma-separated hardware profiles to sweep, e.g. loihi2,ideal")
 @click.option("--sweep-seeds", default=None,
               help="comma-separated seeds: each point calibrates on a random draw of training samples")
-@click.option("--ray", "use_ray", is_flag=True, help="run the sweep's jobs as Ray tasks (local: 2 CPUs)")
+@click.option("--ray", "use_ray", is_flag=True,
+              help="run the sweep's jobs, and evaluations of >= 10,000 samples in shards of 2,500, as Ray tasks "
+                   "(local: 2 CPUs)")
 @click.option("--ray-address", default=None, help="with --ray: join this Ray cluster (e.g. auto, ray://host:10001)")
 @click.option("--emit", multiple=True, type=click.Choice(["lava", "netx", "xylo"]),
               help="also write a standalone program (lava: Lava processes; netx: lava-dl HDF5; xylo: XyloSim spec)")
-@click.option("--weight-scale", type=click.Choice(["max", "mse"]), default=None,
-              help="TTFS: per-layer weight scale: max-abs (nothing clipped, the default) or least squared error "
-                   "(better below 4 bits); a scale stored by fine-tuning wins")
+@click.option("--weight-scale", type=click.Choice(["auto", "max", "mse"]), default=None,
+              help="TTFS: per-layer weight scale: max-abs (nothing clipped) or least squared error; auto (the "
+                   "default): mse at <= 4 weight bits, else max; a scale stored by fine-tuning wins")
 @click.option("--dt", default=None, type=_T["float"]("dt"),
               help="spiking NIR graphs: time step (default: the graph's, else 1); TTFS with --target norse: 1/steps")
 @click.option("--encoding", default=None, type=click.Choice(["regular", "rate", "latency"]),
@@ -184,34 +198,68 @@ def convert(model, dataset, zeta, output):
 @click.option("--bits", default=None, type=_T["bits"], help="weight bits (<= the profile's)")
 @click.option("--steps", default=16, show_default=True, type=_T["steps"], help="time steps K per window")
 @click.option("--mode", type=click.Choice(["qat", "hil"]), default="qat", show_default=True)
-@click.option("--target", default="fxsim", show_default=True, type=click.Choice(["fxsim", "lava"]),
-              help="hil: the bit-accurate target that runs every forward pass")
-@click.option("--epochs", default=5, show_default=True, type=_T["epochs"])
+@click.option("--target", default="fxsim", show_default=True, type=click.Choice(["fxsim", "lava", "xylosim"]),
+              help="hil: the bit-accurate target that runs every forward pass (xylosim: LIF graphs, Xylo profiles)")
+@click.option("--epochs", default=None, type=_T["epochs"],
+              help="[default: auto: QAT 20 at <= 3 weight bits or K <= 4, else 5; HIL 2; LIF graphs 5]")
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1))
-@click.option("--lr", default=1e-4, show_default=True, type=_T["float"]("lr"))
+@click.option("--lr", default=None, type=_T["float"]("lr"),
+              help="[default: auto: QAT 1e-3 at <= 3 weight bits or K <= 4, else 1e-4; HIL a tenth of that; LIF "
+                   "graphs 1e-3, relative to each layer's largest weight]")
+@click.option("--schedule", type=click.Choice(["constant", "cosine"]), default=None,
+              help="learning rate over the run [default: auto: cosine decay to 0]")
+@click.option("--learn-scales/--no-learn-scales", default=None,
+              help="QAT: learn each layer's weight scale (learned step size) [default: auto: on at <= 3 weight "
+                   "bits or K <= 4]")
+@click.option("--learn-windows/--no-learn-windows", default=None,
+              help="QAT: learn each hidden window B (the step B/K of spike times) [default: auto: as --learn-scales]")
 @click.option("--spike-penalty", default=0.0, show_default=True, type=_T["float"]("spike_penalty"),
               help="weight of a soft count of firing neurons in the loss (fewer spikes per neuron)")
+@click.option("--time-noise", default=0.0, show_default=True, type=click.FloatRange(0, 1e3),
+              help="Gaussian spike-time jitter during training, standard deviation in steps of each window")
+@click.option("--adapt-window", default=None, type=click.FloatRange(0, 1e3, min_open=True),
+              help="the authors' adaptive window: after every step B <- max(B, F x the batch's largest activation) "
+                   "(their F = 10)")
+@click.option("--window-quantile", default=None, type=click.FloatRange(0, 1, min_open=True),
+              help="latency: set every window to this quantile of its layer's positive activations before tuning "
+                   "(a finer step B/K, so a smaller K keeps the accuracy)")
 @click.option("--window-scale", default=1.0, show_default=True, type=click.FloatRange(0, 1, min_open=True),
               help="shrink every window B by this factor before fine-tuning")
 @click.option("--spike-budget", default=None, type=click.FloatRange(0, 1e3, min_open=True),
               help="search the spike-penalty weight so that fxsim fires at most this many spikes per hidden neuron "
                    "(a bounded number of short runs on a validation split carved from the training data)")
-@click.option("--weight-scale", type=click.Choice(["max", "mse"]), default="max", show_default=True,
-              help="per-layer weight scale: max-abs (nothing clipped) or least squared error (better below 4 bits)")
+@click.option("--weight-scale", type=click.Choice(["auto", "max", "mse"]), default=None,
+              help="per-layer weight scale: max-abs (nothing clipped) or least squared error [default: auto: mse at "
+                   "<= 4 weight bits, else max]")
 @click.option("--seed", default=0, show_default=True, type=_T["seed"])
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="tuned model .nir")
 @click.option("--quiet", is_flag=True)
 @library_errors
-def finetune(model, dataset, profile, bits, steps, mode, target, epochs, batch_size, lr, spike_penalty, window_scale,
-             spike_budget, weight_scale, seed, output, quiet):
-    """Quantization-aware (qat) or hardware-in-the-loop (hil) fine-tuning of a TTFS model.nir."""
+def finetune(model, dataset, profile, bits, steps, mode, target, epochs, batch_size, lr, schedule, learn_scales,
+             learn_windows, spike_penalty, time_noise, adapt_window, window_quantile, window_scale, spike_budget,
+             weight_scale, seed, output, quiet):
+    """Quantization-aware (qat) or hardware-in-the-loop (hil) fine-tuning of a TTFS or LIF model.nir."""
+    from .train.lif_finetune import finetune_lif_command, is_lif_graph
+
+    if Path(model).is_file() and is_lif_graph(model):  # a spiking LIF graph: snncompile/train/lif_finetune.py
+        check_out_file(output, (".nir",))
+        click.echo(finetune_lif_command(
+            model, dataset, profile, bits, output, mode=mode, target=target, epochs=epochs, batch_size=batch_size,
+            lr=lr, seed=seed, spike_penalty=spike_penalty, progress=not quiet, ttfs_only={
+                "--steps": steps != 16, "--schedule": schedule, "--learn-scales": learn_scales is not None,
+                "--learn-windows": learn_windows is not None, "--time-noise": time_noise, "--adapt-window": adapt_window,
+                "--window-quantile": window_quantile, "--window-scale": window_scale != 1.0,
+                "--spike-budget": spike_budget is not None, "--weight-scale": weight_scale}))
+        return
     from .train.finetune import finetune_command
 
     if not output.endswith(".nir"):
         raise click.BadParameter("the output must be a .nir file", param_hint="-o")
     check_out_file(output, (".nir",))
     click.echo(finetune_command(model, dataset, profile, bits, steps, output, mode=mode, target=target, epochs=epochs,
-                                batch_size=batch_size, lr=lr, seed=seed, spike_penalty=spike_penalty,
+                                batch_size=batch_size, lr=lr, schedule=schedule, learn_scales=learn_scales,
+                                learn_windows=learn_windows, seed=seed, spike_penalty=spike_penalty,
+                                time_noise=time_noise, adapt_window=adapt_window, window_quantile=window_quantile,
                                 window_scale=window_scale, scale_policy=weight_scale, progress=not quiet,
                                 spike_budget=spike_budget))
 

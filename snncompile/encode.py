@@ -73,8 +73,10 @@ def ttfs_counts(x, steps: int, window: float = 1.0) -> np.ndarray:
     spike count c = floor(x K / window + 1/2) clipped to 0..K (int64); c = 0 is "no spike", a
     count c > 0 spikes once, at step K - c + 1.  Hidden TTFS activations in [0, B] use the same
     rule with window B (the quantizer's calibration)."""
-    c = np.floor(np.asarray(x, dtype=np.float64) * (steps / window) + 0.5)
-    return np.clip(c, 0, steps).astype(np.int64)
+    c = np.asarray(x, dtype=np.float64) * (steps / window)
+    c += 0.5
+    np.floor(c, out=c)
+    return np.clip(c, 0, steps, out=c).astype(np.int64)
 
 
 def spike_counts(x, steps: int) -> np.ndarray:

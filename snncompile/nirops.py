@@ -22,25 +22,31 @@ def _pair(v):
     return (a[0], a[0]) if len(a) == 1 else (a[0], a[1])
 
 
+def _tensor(a, like: torch.Tensor) -> torch.Tensor:
+    """A parameter array as a tensor of ``like``'s dtype; on the meta device (shapes only), no data."""
+    if like.device.type == "meta":
+        return torch.empty(np.shape(a), dtype=like.dtype, device="meta")
+    return torch.as_tensor(np.asarray(a), dtype=like.dtype)
+
+
 def apply_node(name: str, node, x: torch.Tensor, with_bias: bool = True) -> torch.Tensor:
-    """Apply one linear NIR node to a batch ``x`` of shape (N, *in_shape)."""
-    dt = x.dtype
+    """Apply one linear NIR node to a batch ``x`` of shape (N, *in_shape) (on the meta device: shapes only)."""
     if isinstance(node, nir.Affine):
-        y = x @ torch.as_tensor(np.asarray(node.weight), dtype=dt).T
+        y = x @ _tensor(node.weight, x).T
         if with_bias and node.bias is not None:
-            y = y + torch.as_tensor(np.asarray(node.bias), dtype=dt)
+            y = y + _tensor(node.bias, x)
         return y
     if isinstance(node, nir.Linear):
-        return x @ torch.as_tensor(np.asarray(node.weight), dtype=dt).T
+        return x @ _tensor(node.weight, x).T
     if isinstance(node, nir.Scale):
-        return x * torch.as_tensor(np.asarray(node.scale), dtype=dt)
+        return x * _tensor(node.scale, x)
     if isinstance(node, nir.Conv2d):
         if isinstance(node.padding, str):
             raise UnsupportedOperator(f"Conv2d(padding={node.padding!r})", name, ["Conv2d with integer padding"])
-        bias = torch.as_tensor(np.asarray(node.bias), dtype=dt) if with_bias and node.bias is not None else None
+        bias = _tensor(node.bias, x) if with_bias and node.bias is not None else None
         if bias is not None and bias.ndim == 0:
             bias = bias.expand(node.weight.shape[0])
-        return F.conv2d(x, torch.as_tensor(np.asarray(node.weight), dtype=dt), bias,
+        return F.conv2d(x, _tensor(node.weight, x), bias,
                         stride=_pair(node.stride), padding=_pair(node.padding),
                         dilation=_pair(node.dilation), groups=int(node.groups))
     if isinstance(node, nir.Flatten):
@@ -62,6 +68,19 @@ def apply_chain(ops, x: torch.Tensor, with_bias: bool = True) -> torch.Tensor:
     for name, node in ops:
         x = apply_node(name, node, x, with_bias=with_bias)
     return x
+
+
+def chain_shape(ops, in_shape: tuple) -> tuple:
+    """The per-sample output shape of a chain of linear nodes (matrices by their shape, the rest on torch's
+    meta device: no arithmetic)."""
+    shape = tuple(in_shape)
+    for name, node in ops:
+        if isinstance(node, (nir.Affine, nir.Linear)) and np.ndim(node.weight) == 2 and len(shape) == 1:
+            shape = (int(np.shape(node.weight)[0]),)
+        else:
+            x = torch.empty((1, *shape), dtype=torch.float64, device="meta")
+            shape = tuple(apply_node(name, node, x, with_bias=False).shape[1:])
+    return shape
 
 
 def composite_matrix(ops, in_shape: tuple, chunk: int = 1024):

@@ -48,6 +48,7 @@ class Compiled:
     files: dict = field(default_factory=dict)
     graphs: dict = field(default_factory=dict)
     runs: dict = field(default_factory=dict)
+    inputs: object = None  # the evaluated test samples, encoded once (targets.base.Inputs)
 
 
 def compile_model(source, opts: CompileOptions, out: str | Path | None = None) -> Compiled:
@@ -64,7 +65,7 @@ def compile_model(source, opts: CompileOptions, out: str | Path | None = None) -
         verify(build, name)
     rep = Report(build.report)
     graphs = {"model.nir": build.graph, "model.q.nir": build.qgraph}
-    result = Compiled(rep, graphs=graphs, runs=build.runs)
+    result = Compiled(rep, graphs=graphs, runs=build.runs, inputs=build.inputs)
     if out is not None:
         result.files = write_outputs(Path(out), rep, graphs, build)
     return result

@@ -14,6 +14,7 @@ Ray is an optional extra: without it, ``use_ray`` raises
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import contextmanager
 
 from tqdm.auto import tqdm
 
@@ -42,17 +43,7 @@ def run_jobs(fn: Callable, shared, jobs: Sequence, *, use_ray: bool = False, add
     jobs = list(jobs)
     if not use_ray:
         return [fn(shared, job) for job in tqdm(jobs, desc=desc, disable=not progress, leave=False)]
-    ray = import_ray()
-    started = False
-    if not ray.is_initialized():
-        kwargs = {"address": address} if address else {"num_cpus": num_cpus or DEFAULT_RAY_CPUS}
-        try:
-            ray.init(include_dashboard=False, log_to_driver=False, logging_level="ERROR", **kwargs)
-        except Exception as exc:  # noqa: BLE001 - Ray raises many kinds (ConnectionError, RuntimeError, ...)
-            where = f"the Ray cluster at {address}" if address else "a local Ray runtime"
-            raise TargetUnavailable(f"--ray: could not start {where}: {type(exc).__name__}: {exc}") from None
-        started = True
-    try:
+    with ray_session(address, num_cpus) as ray:
         task = ray.remote(num_cpus=1)(fn)
         ref = ray.put(shared)
         pending = [task.remote(ref, job) for job in jobs]
@@ -65,6 +56,23 @@ def run_jobs(fn: Callable, shared, jobs: Sequence, *, use_ray: bool = False, add
                     results[order[r]] = ray.get(r)
                     bar.update(1)
         return results
+
+
+@contextmanager
+def ray_session(address: str | None = None, num_cpus: int | None = None):
+    """The ray module with a runtime up: the one already running, else a local Ray with ``num_cpus``
+    (or the cluster at ``address``), shut down again on exit (only if this call started it)."""
+    ray = import_ray()
+    if ray.is_initialized():
+        yield ray
+        return
+    kwargs = {"address": address} if address else {"num_cpus": num_cpus or DEFAULT_RAY_CPUS}
+    try:
+        ray.init(include_dashboard=False, log_to_driver=False, logging_level="ERROR", **kwargs)
+    except Exception as exc:  # noqa: BLE001 - Ray raises many kinds (ConnectionError, RuntimeError, ...)
+        where = f"the Ray cluster at {address}" if address else "a local Ray runtime"
+        raise TargetUnavailable(f"--ray: could not start {where}: {type(exc).__name__}: {exc}") from None
+    try:
+        yield ray
     finally:
-        if started:
-            ray.shutdown()
+        ray.shutdown()

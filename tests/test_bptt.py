@@ -67,12 +67,36 @@ def test_gradient_reaches_every_layer_and_reset_is_detached(toy):
     assert all(w.grad is not None and w.grad.abs().sum() > 0 for w in ws)
 
 
-@pytest.fixture(scope="module", params=["count", "readout"])
+@pytest.fixture(scope="module", params=[("count", 0.0), ("readout", 0.0), ("count", 4.0)],
+                ids=["count", "readout", "cuba-count"])
 def trained_q(request, toy):
     x, y = toy
+    loss, tau_syn = request.param
     res = train_bptt(x, y, arch="4-10-3", epochs=1, batch_size=32, seed=1, profile="loihi2", progress=False,
-                     steps=8, loss=request.param, dataset_name="toy")
+                     steps=8, loss=loss, tau_syn=tau_syn, dataset_name="toy")
     return res
+
+
+def test_cuba_float_forward_equals_the_nir_reference(toy):
+    """tau_syn > 0: CubaLIF layers, i = i (1 - 1/tau_syn) + q, v = v (1 - 1/tau) + i; the NIR graph the
+    chain writes runs the same on the float reference target."""
+    from snncompile.targets import run_target
+
+    x, _ = toy
+    rng = np.random.default_rng(2)
+    ws = [rng.normal(0, 0.6, (6, 4)), rng.normal(0, 0.6, (3, 6))]
+    hp = BpttHyper(steps=8, loss="count", tau_syn=5.0)
+    xs = encode(x, 8)
+    scores, counts = evaluate_chain(ws, xs, hp)
+    from snncompile.train.bptt import chain_to_nir
+
+    g = chain_to_nir(ws, hp, (4,), "toy", {}, "bptt", 0)
+    assert type(g.nodes["lif1"]).__name__ == "CubaLIF"
+    ref = run_target("reference", g, spikes=xs)
+    np.testing.assert_array_equal(ref.decisions, decisions(scores))
+    assert [int(la.spikes.sum()) for la in ref.layers] == [int(c.sum()) for c in counts]
+    lif = evaluate_chain(ws, xs, BpttHyper(steps=8, loss="count"))[1]
+    assert any(not np.array_equal(a, b) for a, b in zip(counts, lif))  # the synaptic state matters
 
 
 def test_fake_quant_forward_equals_fxsim_bit_for_bit(toy, trained_q):
@@ -149,7 +173,8 @@ def test_nir_metadata_and_readout_node(toy, trained_q, tmp_path):
     if trained_q.hyper.loss == "readout":
         assert isinstance(last, nir.LI) and meta["readout"]["type"] == "mean_v"
     else:
-        assert isinstance(last, nir.LIF) and meta["readout"]["type"] == "count"
+        want = nir.CubaLIF if trained_q.hyper.tau_syn else nir.LIF
+        assert isinstance(last, want) and meta["readout"]["type"] == "count"
 
 
 @pytest.mark.slow

@@ -174,3 +174,59 @@ def test_npz_missing_and_corrupt(tmp_path):
     p.write_bytes(b"not a zip")
     with pytest.raises(DatasetError, match="junk.npz: not a readable .npz"):
         load_dataset(f"npz:{p}")
+
+
+def _image_folder(root, mode="RGB", size=(5, 4), classes=("cat", "dog"), per_class=3, seed=0):
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    pixels = {}
+    for split, n in (("train", per_class), ("test", 2)):
+        for c in classes:
+            (root / split / c).mkdir(parents=True, exist_ok=True)
+            for i in range(n):
+                shape = (size[1], size[0], 3) if mode == "RGB" else (size[1], size[0])
+                a = rng.integers(0, 256, shape, dtype=np.uint8)
+                Image.fromarray(a, mode).save(root / split / c / f"{i}.png")
+                pixels[(split, c, i)] = a
+    (root / "train" / "cat" / "notes.txt").write_text("not an image: ignored")
+    return pixels
+
+
+def test_imagefolder_layout_labels_and_scaling(tmp_path):
+    pixels = _image_folder(tmp_path / "imgs")
+    ds = load_dataset(f"imagefolder:{tmp_path / 'imgs'}")
+    assert ds.input_shape == (3, 4, 5) and ds.n_classes == 2
+    assert ds.y_train.tolist() == [0, 0, 0, 1, 1, 1] and ds.y_test.tolist() == [0, 0, 1, 1]
+    np.testing.assert_array_equal(ds.x_train[4], pixels[("train", "dog", 1)].transpose(2, 0, 1) / np.float32(255))
+    grey = _image_folder(tmp_path / "grey", mode="L")
+    g = load_dataset(f"imagefolder:{tmp_path / 'grey'}")
+    assert g.input_shape == (1, 4, 5)
+    np.testing.assert_array_equal(g.x_test[3, 0], grey[("test", "dog", 1)] / np.float32(255))
+
+
+def test_imagefolder_errors_name_the_file(tmp_path):
+    from PIL import Image
+
+    root = tmp_path / "imgs"
+    with pytest.raises(DatasetError, match="folder not found"):
+        load_dataset(f"imagefolder:{root}")
+    _image_folder(root)
+    Image.fromarray(np.zeros((9, 9, 3), np.uint8)).save(root / "test" / "dog" / "big.png")
+    with pytest.raises(DatasetError, match=r"big\.png: image of shape \(3, 9, 9\)"):
+        load_dataset(f"imagefolder:{root}")
+    (root / "test" / "dog" / "big.png").write_bytes(b"not a png")
+    with pytest.raises(DatasetError, match=r"big\.png: not a readable image"):
+        load_dataset(f"imagefolder:{root}")
+    (root / "test" / "dog" / "big.png").unlink()
+    (root / "test" / "bird").mkdir()
+    Image.fromarray(np.zeros((4, 5, 3), np.uint8)).save(root / "test" / "bird" / "0.png")
+    with pytest.raises(DatasetError, match="bird do not exist under train"):
+        load_dataset(f"imagefolder:{root}")
+    other = tmp_path / "no_test"
+    (other / "train" / "a").mkdir(parents=True)
+    with pytest.raises(DatasetError, match="train: no image files"):
+        load_dataset(f"imagefolder:{other}")
+    Image.fromarray(np.zeros((4, 5), np.uint8)).save(other / "train" / "a" / "0.png")
+    with pytest.raises(DatasetError, match="no 'test' subfolder"):
+        load_dataset(f"imagefolder:{other}")

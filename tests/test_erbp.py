@@ -122,6 +122,23 @@ def test_hidden_layer_update_follows_feedback_sign():
     assert up[1][0, 0] == down[1][0, 0] > 0                   # output layer: G = identity
 
 
+def test_margin_silences_the_error_once_the_label_leads():
+    """margin > 0: no error (no update) while the label's output rate leads the others' by the
+    margin; a label that never leads gets exactly the updates of the plain rule."""
+    w = [np.array([[0.6, 0.6], [0.0, 0.0]])]   # output 0 fires on every step, output 1 never
+    x = np.ones((1, 20, 2), np.uint8)
+    plain, with_margin = ErbpHyper(), ErbpHyper(margin=0.2)
+    _, c0 = erbp_presentation(w, x, [0], plain)
+    _, cm = erbp_presentation(w, x, [0], with_margin)
+    assert np.abs(c0[0]).sum() > 0 and np.abs(cm[0]).sum() < 0.5 * np.abs(c0[0]).sum()
+    _, c1 = erbp_presentation(w, x, [1], plain)
+    _, c1m = erbp_presentation(w, x, [1], with_margin)
+    assert np.abs(c1[0]).sum() > 0
+    np.testing.assert_array_equal(c1[0], c1m[0])
+    with pytest.raises(InvalidModel, match="margin"):
+        ErbpHyper(margin=-1).check()
+
+
 # ------------------------------------------------------------------ the deployed chain
 
 
@@ -283,6 +300,17 @@ def test_cli_train_erbp_writes_nir_and_log(tmp_path):
     log = json.loads((tmp_path / "d.train.json").read_text())
     assert log["erbp"]["accuracy"]["test"] == meta["accuracy"]["test"]
     assert 0 <= log["ann_baseline"]["accuracy"]["test"] <= 1 and len(log["erbp"]["history"]["epoch"]) == 1
+
+
+def test_cli_margin_reaches_the_rule_and_only_erbp(tmp_path):
+    out = tmp_path / "m.nir"
+    res = CliRunner().invoke(main, ["train", "--dataset", "digits", "--arch", "64-16-10", "--method", "erbp",
+                                    "--epochs", "1", "--margin", "0.2", "-o", str(out)])
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    assert json.loads((tmp_path / "m.train.json").read_text())["erbp"]["hyper"]["margin"] == 0.2
+    bad = CliRunner().invoke(main, ["train", "--dataset", "digits", "--arch", "64-16-10", "--margin", "0.2",
+                                    "-o", str(tmp_path / "a.onnx")])
+    assert bad.exit_code != 0 and "--margin applies to --method erbp" in bad.output
 
 
 @pytest.mark.parametrize("arch, output, needle", [

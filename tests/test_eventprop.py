@@ -1,5 +1,6 @@
-"""EventProp (snncompile/train/eventprop.py): exact spike times, gradients against finite
-differences, the continuous model against a fine time grid, training, NIR and deployment."""
+"""EventProp (snncompile/train/eventprop.py, eventprop_deploy.py): exact spike times, gradients
+against finite differences, the continuous model against a fine time grid, training, the deployed
+graph against the continuous model at the grid points, and deployment through ``compile``."""
 
 from __future__ import annotations
 
@@ -18,14 +19,13 @@ from snncompile.ir import get_meta
 from snncompile.train.eventprop import (
     EventPropHyper,
     SpikeTimes,
-    evaluate_eventprop,
-    eventprop_to_nir,
     first_spike_loss,
     input_times,
     network_times,
     spike_times_forward,
     train_eventprop,
 )
+from snncompile.train.eventprop_deploy import evaluate_eventprop, eventprop_to_nir
 
 
 def v_of(t, t_in, w):
@@ -49,27 +49,32 @@ def test_below_threshold_never_fires_and_silent_inputs_are_ignored():
     assert math.isinf(float(t[0, 0]))
 
 
-def test_continuous_times_match_a_fine_time_grid():
-    """The exact spike times against the first crossing of V on a 1e-4 grid (mixed signs)."""
+@pytest.mark.parametrize("with_bias", [False, True])
+def test_continuous_times_match_a_fine_time_grid(with_bias):
+    """The exact spike times against the first crossing of V on a 1e-4 grid (mixed signs; with
+    membrane biases switched on at t0 = -0.05, some neurons fire on the bias alone)."""
     rng = np.random.default_rng(3)
     t_in = rng.uniform(0, 2, (12, 6))
     t_in[:, 5] = np.inf
     w = rng.normal(2.0, 3.0, (4, 6))
-    got = spike_times_forward(torch.as_tensor(t_in), torch.as_tensor(w), 1.0).numpy()
-    grid = np.arange(0, 12, 1e-4)
+    b = rng.normal(0.5, 1.0, 4) if with_bias else np.zeros(4)
+    t0 = -0.05
+    got = spike_times_forward(torch.as_tensor(t_in), torch.as_tensor(w), 1.0, torch.as_tensor(b), t0).numpy()
+    grid = np.arange(t0, 12, 1e-4)
     fired = 0
-    for b in range(12):
+    for n in range(12):
         for k in range(4):
-            s = grid[:, None] - t_in[b][None, :]
+            s = grid[:, None] - t_in[n][None, :]
             ok = np.isfinite(s) & (s > 0)
             ss = np.where(ok, s, 0.0)
             v = np.sum(np.where(ok, w[k] * (np.exp(-ss / 2) - np.exp(-ss)), 0.0), axis=1)
+            v = v + b[k] * (1 - np.exp(-(grid - t0) / 2))
             above = np.nonzero(v > 1.0)[0]
             if len(above) == 0:
-                assert math.isinf(got[b, k])
+                assert math.isinf(got[n, k])
             else:
                 fired += 1
-                assert got[b, k] == pytest.approx(grid[above[0]], abs=2e-4)
+                assert got[n, k] == pytest.approx(grid[above[0]], abs=2e-4)
     assert fired > 6
 
 
@@ -79,8 +84,9 @@ def small_problem():
     x = rng.uniform(0, 1, (8, 4))
     y = torch.tensor([0, 1, 2, 0, 1, 2, 0, 1])
     g = torch.Generator().manual_seed(0)
-    ws = [torch.randn(7, 5, dtype=torch.float64, generator=g) + 1.5,
-          torch.randn(3, 8, dtype=torch.float64, generator=g) + 1.5]
+    # (out, in + 2): the inputs, the bias spike, the membrane bias
+    ws = [torch.randn(7, 6, dtype=torch.float64, generator=g) + 1.5,
+          torch.randn(3, 9, dtype=torch.float64, generator=g) + 1.5]
     return x, y, ws
 
 
@@ -103,7 +109,7 @@ def test_eventprop_gradients_match_finite_differences(small_problem):
                 lm = first_spike_loss(network_times(ws, tin, hp)[-1], y, hp)
                 w[idx] += eps
                 num[idx] = (lp - lm) / (2 * eps)
-        assert num.abs().max() > 1e-4
+        assert num.abs().max() > 1e-4 and num[:, -2:].abs().max(0).values.min() > 1e-6  # both bias columns too
         np.testing.assert_allclose(w.grad.numpy(), num.numpy(), atol=1e-7, rtol=1e-5)
 
 
@@ -111,7 +117,9 @@ def test_input_time_gradients_match_finite_differences(small_problem):
     _, _, ws = small_problem
     rng = np.random.default_rng(1)
     t_in = torch.as_tensor(rng.uniform(0, 2, (5, 5))).requires_grad_()
-    out = SpikeTimes.apply(t_in, ws[0], 1.0, 1e-12)
+    b = torch.full((7,), 0.3, dtype=torch.float64)
+    w = ws[0][:, :5]
+    out = SpikeTimes.apply(t_in, w, b, 1.0, 1e-12, -0.05)
     mask = torch.isfinite(out)
     (torch.where(mask, out, torch.zeros_like(out)) * torch.arange(7.0, dtype=torch.float64)).sum().backward()
     eps = 1e-6
@@ -120,8 +128,8 @@ def test_input_time_gradients_match_finite_differences(small_problem):
             tp, tm = t_in.clone(), t_in.clone()
             tp[idx] += eps
             tm[idx] -= eps
-            fp = spike_times_forward(tp, ws[0], 1.0)
-            fm = spike_times_forward(tm, ws[0], 1.0)
+            fp = spike_times_forward(tp, w, 1.0, b, -0.05)
+            fm = spike_times_forward(tm, w, 1.0, b, -0.05)
             d = ((torch.where(mask, fp, torch.zeros_like(fp)) - torch.where(mask, fm, torch.zeros_like(fm)))
                  * torch.arange(7.0, dtype=torch.float64)).sum() / (2 * eps)
             assert float(t_in.grad[idx]) == pytest.approx(float(d), abs=1e-6)
@@ -154,14 +162,118 @@ def test_training_learns_and_is_deterministic(toy, trained):
 
 def test_nir_graph_and_deployed_evaluation(toy, trained):
     x, y = toy
-    graph = eventprop_to_nir(trained, (4,), "toy")
+    with pytest.raises(InvalidModel, match="x_calib"):
+        eventprop_to_nir(trained, (4,), "toy")  # the inhibition needs calibration samples
+    graph = eventprop_to_nir(trained, (4,), "toy", x_calib=x)
     meta = get_meta(graph)
-    assert meta["trained_by"] == "eventprop" and meta["encoding"]["type"] == "latency"
-    assert isinstance(graph.nodes["lif1"], nir.CubaLIF) and graph.nodes["fc1"].weight.shape == (12, 5)
+    assert meta["trained_by"] == "eventprop" and meta["encoding"] == {"type": "latency", "steps": 81, "seed": 0}
+    assert isinstance(graph.nodes["lif1"], nir.CubaLIF) and graph.nodes["fc1"].weight.shape == (12, 4)
+    assert graph.nodes["input"].input_type["input"].tolist() == [4]  # the data only: no bias channel
+    assert np.all(np.diag(graph.nodes["inh1"].weight) < 0)  # hidden: self-inhibition only
+    assert np.count_nonzero(graph.nodes["inh1"].weight - np.diag(np.diag(graph.nodes["inh1"].weight))) == 0
+    inh2 = graph.nodes["inh2"].weight  # output: lateral inhibition only
+    assert np.all(np.diag(inh2) == 0) and np.all(inh2[~np.eye(2, dtype=bool)] < 0)
+    np.testing.assert_array_equal(graph.nodes["bias1"].weight[:, 0], trained.weights[0][:, -2])
+    np.testing.assert_array_equal(graph.nodes["lif1"].v_leak, trained.weights[0][:, -1])
     acc, spn, extra = evaluate_eventprop(trained, x, y, profile="loihi2")
     assert acc == trained.accuracy["train"] and 0 < spn <= 1
-    assert set(extra) >= {"deployed_accuracy", "deployed_agreement"}
+    assert set(extra) >= {"deployed_accuracy", "deployed_agreement", "reference_accuracy", "window_accuracy"}
     assert 0 <= extra["deployed_agreement"] <= 1
+    assert extra["reference_hidden_max_spikes"] == 1 and extra["deployed_hidden_max_spikes"] == 1
+
+
+def test_deployed_graph_is_the_continuous_model_at_the_grid_points():
+    """One neuron, one input spike, no bias: the NIR reference's potential at step n equals
+    w kappa((n - 1) dt - t_i) (exact decays, not 1 - dt/tau), and a neuron fed above threshold
+    spikes at step ceil(t / dt) + 1 of its continuous crossing time t."""
+    from snncompile.frontends.nir import read_spiking_graph, repair_graph
+    from snncompile.lif.reference import simulate
+    from snncompile.train.eventprop import EventPropResult
+
+    hp = EventPropHyper()
+    x = np.array([[0.7]])
+    k = int(np.round(0.3 * (hp.steps - 1)))
+    raster = np.zeros((1, hp.steps, 1), np.uint8)
+    raster[0, k, 0] = 1
+    t_i = float(input_times(x, hp)[0, 0])
+    assert t_i == pytest.approx(k * hp.dt)
+    runs = []
+    for w in (3.9, 6.0):  # (out, in + bias): 3.9 peaks below theta, 6 crosses
+        res = EventPropResult((1, 1), [np.array([[w, 0.0, 0.0]])], hp, 0, 0, 1, {}, {}, 0.0)
+        net = read_spiking_graph(repair_graph(eventprop_to_nir(res, (1,), "", x_calib=x), hp.dt), hp.dt)
+        runs.append(simulate(net, raster, t_total=80, record=True))
+    n = np.arange(1, 81)
+    s = (n - 1) * hp.dt - t_i
+    want = np.where(s > 0, 3.9 * (np.exp(-np.maximum(s, 0) / 2) - np.exp(-np.maximum(s, 0))), 0.0)
+    np.testing.assert_allclose(runs[0].traces["lif1"][0, :, 0], want, atol=1e-12)
+    assert runs[0].counts["lif1"][0, 0] == 0
+    t_cross = float(spike_times_forward(torch.tensor([[t_i]], dtype=torch.float64),
+                                        torch.tensor([[6.0]], dtype=torch.float64), 1.0)[0, 0])
+    assert runs[1].first_step["lif1"][0, 0] == math.ceil(t_cross / hp.dt) + 1
+    assert runs[1].counts["clock"][0, 0] == 1 and runs[1].first_step["clock"][0, 0] == 1  # the bias spike source
+
+
+def test_hidden_neurons_fire_once_on_the_deployed_graph():
+    """A hidden neuron driven far above threshold fires again after Loihi's reset (v <- 0, the
+    current stays) without its self-inhibition, and once with it."""
+    from snncompile.frontends.nir import read_spiking_graph, repair_graph
+    from snncompile.lif.reference import simulate
+    from snncompile.train.eventprop import EventPropResult
+
+    hp = EventPropHyper()
+    x = np.array([[0.9]])
+    ws = [np.array([[12.0, 0.0, 0.0]]), np.array([[0.5, 0.0, 0.0]])]
+    res = EventPropResult((1, 1, 1), ws, hp, 0, 0, 1, {}, {}, 0.0)
+    graph = eventprop_to_nir(res, (1,), "", x_calib=x)
+    raster = np.zeros((1, hp.steps, 1), np.uint8)
+    raster[0, 4, 0] = 1
+    counts = []
+    for keep in (True, False):
+        if not keep:
+            graph.nodes["inh1"].weight = np.zeros((1, 1))
+        net = read_spiking_graph(repair_graph(graph, hp.dt), hp.dt)
+        counts.append(int(simulate(net, raster).counts["lif1"][0, 0]))
+    assert counts[0] == 1 and counts[1] > 1
+
+
+def test_training_on_a_grid_keeps_the_weights_on_it(toy, trained):
+    """quant_steps: the forward pass (and the result) use weights rounded to the grid (none for a
+    step of 0), and learning still moves them (straight-through gradient)."""
+    x, y = toy
+    steps = [np.r_[np.full(4, 0.05), 0.02, 0.0], np.r_[np.full(12, 0.01), 0.004, 0.0]]
+    res = train_eventprop(x, y, arch="4-12-2", epochs=1, batch_size=16, seed=0, progress=False,
+                          init_weights=trained.weights, quant_steps=steps, **TOY_HYPER)
+    for w, w0, q in zip(res.weights, trained.weights, steps):
+        for j, qj in enumerate(q):
+            if qj:
+                np.testing.assert_allclose(w[:, j] / abs(qj), np.round(w[:, j] / abs(qj)), atol=1e-9)
+        start = np.where(q > 0, np.round(w0 / np.where(q > 0, q, 1)) * q, w0)
+        assert not np.allclose(w[:, q > 0], start[:, q > 0])  # it learned
+
+
+def test_finetune_on_the_deployed_grid(toy, trained):
+    from snncompile.train.eventprop_deploy import deployed_steps, finetune_on_grid
+
+    x, y = toy
+    trained.extra.pop("inhibition", None)
+    steps = deployed_steps(trained, "loihi2", x)
+    assert [q.shape for q in steps] == [(6,), (14,)] and all(q[-1] == 0 and np.all(q[:-1] > 0) for q in steps)
+    tuned = finetune_on_grid(trained, x, y, "loihi2", epochs=1)
+    assert tuned.accuracy["float_train"] == trained.accuracy["train"] and "train" in tuned.accuracy
+    assert set(tuned.history) == {"float", "on_grid"} and tuned.profile == "loihi2"
+    assert not all(np.array_equal(a, b) for a, b in zip(tuned.weights, trained.weights))
+    assert len(tuned.extra["grid_steps"]) == 2 and tuned.extra["grid_epochs"] == 1
+    # compile deploys exactly these weights into layer 1: its quantizer's rounding error there ~ 0
+    from snncompile.encode import encode
+    from snncompile.frontends.nir import read_spiking_graph, repair_graph
+    from snncompile.profile import load_profile
+    from snncompile.quantize.lif import quantize_lif
+
+    hp = tuned.hyper
+    net = read_spiking_graph(repair_graph(eventprop_to_nir(tuned, (4,), ""), hp.dt), hp.dt)
+    _, table = quantize_lif(net, load_profile("loihi2"), encode(x[:200], hp.steps, "latency", 0), 1)
+    errs = {c["name"]: c["max_rounding_error"] / c["weight_scale"] for row in table for c in row["connections"]}
+    assert max(errs[k] for k in ("lif1_from_input", "lif1_from_clock")) < 0.05
 
 
 def test_bad_arguments(toy):
@@ -184,3 +296,24 @@ def test_cli_train_eventprop_writes_nir(tmp_path):
     log = json.loads((tmp_path / "e.train.json").read_text())
     assert 0 <= log["eventprop"]["accuracy"]["test"] <= 1
     assert get_meta(nir.read(out))["trained_by"] == "eventprop"
+
+
+@pytest.mark.slow
+def test_compile_runs_the_trained_graph_and_matches_the_evaluation(tmp_path):
+    """``snncompile compile --target reference --target fxsim`` runs the written graph as it is
+    (no extra input channel) and reports what :func:`evaluate_eventprop` measured, sample for sample."""
+    from snncompile.data import load_dataset
+
+    data = load_dataset("yinyang")
+    x = np.asarray(data.x_train, dtype=np.float64)
+    res = train_eventprop(x, data.y_train, arch="4-16-3", epochs=2, seed=0, progress=False)
+    nir.write(tmp_path / "e.nir", eventprop_to_nir(res, (4,), "yinyang", x_calib=x))
+    r = CliRunner().invoke(main, ["compile", str(tmp_path / "e.nir"), "--dataset", "yinyang", "--target",
+                                  "reference", "--target", "fxsim", "--samples", "300", "--out",
+                                  str(tmp_path / "out"), "--quiet"])
+    assert r.exit_code == 0, r.output + repr(r.exception)
+    rep = json.loads((tmp_path / "out" / "report.json").read_text())
+    _, _, extra = evaluate_eventprop(res, data.x_test[:300], data.y_test[:300], profile="loihi2", x_calib=x)
+    for run, key in ((rep["reference"], "reference"), (rep["targets"]["fxsim"], "deployed")):
+        assert run["accuracy"] == pytest.approx(extra[f"{key}_accuracy"])
+        assert run["spikes_per_neuron"] == pytest.approx(extra[f"{key}_spikes_per_neuron"])

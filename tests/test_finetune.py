@@ -13,7 +13,7 @@ from snncompile.profile import load_profile
 from snncompile.quantize.fake import fake_quant_counts
 from snncompile.targets.fxsim import FxsimTarget
 from snncompile.train.ann import build_ann, train_ann
-from snncompile.train.finetune import TtfsModule, _hw_forward, evaluate_on_target, finetune
+from snncompile.train.finetune import TtfsModule, evaluate_on_target, finetune, hw_forward
 from snncompile.ttfs.convert import convert
 from snncompile.ttfs.graph import parse_ttfs
 from snncompile.ttfs.reference import simulate
@@ -59,10 +59,10 @@ def test_hil_forward_uses_the_target_outputs(digits_graph):
             run.raw_logits = run.raw_logits * 0 + np.arange(run.raw_logits.shape[1])
             return run
 
-    hw = _hw_forward(module, Silent(), prof, 8, x[:200], xb)
+    hw = hw_forward(module, Silent(), prof, 8, x[:200], xb)
     logits, acts, _ = module(torch.as_tensor(xb, dtype=torch.float64), mode="hil", steps=8, profile=prof, hw=hw)
     assert np.array_equal(logits.detach().numpy(), hw["logits"])  # the target's readout, not the float one
-    assert float(acts[0].abs().sum()) == 0.0                        # the target's (silent) hidden layer
+    assert float(acts[0].detach().abs().sum()) == 0.0                        # the target's (silent) hidden layer
     float_logits, _, _ = module(torch.as_tensor(xb, dtype=torch.float64))
     assert not np.allclose(float_logits.detach().numpy(), logits.detach().numpy())
     loss = torch.nn.functional.cross_entropy(logits, torch.as_tensor(y[:16]))

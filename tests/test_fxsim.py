@@ -117,6 +117,19 @@ def test_auto_mode_falls_back_on_wrapping_samples():
     assert np.array_equal(auto.z, step.z) and np.array_equal(auto.wraps, step.wraps)
 
 
+def test_auto_mode_falls_back_on_wrapping_samples_with_floored_steps():
+    """e < 0: the bound comes from the per-step floored sums; a sample whose u would wrap (a big positive
+    sum at one step, a big negative one later) is re-run step by step, the others stay closed-form."""
+    L = layer([[300_000, -300_000, 3], [1, 1, 1]], K=3, e=-1, role="readout")
+    c = np.array([[3, 1, 2], [2, 0, 3], [0, 0, 3]])
+    auto = run_network([L], AR, c, L.t_in_end, mode="auto")[0]
+    step = run_network([L], AR, c, L.t_in_end, mode="stepped")[0]
+    _, valid = run_layer_closed(L, c, AR)
+    assert valid.tolist() == [False, False, True]
+    assert step.wraps[0] > 0 and step.wraps[2] == 0
+    assert np.array_equal(auto.z, step.z) and np.array_equal(auto.wraps, step.wraps)
+
+
 def test_fxsim_target_tracks_reference(rng):
     model = cnn()
     x = rng.random((80, 1, 8, 8))
@@ -130,3 +143,36 @@ def test_fxsim_target_tracks_reference(rng):
     assert fx.info["energy"]["label"] == "estimate" and fx.info["energy"]["nJ_per_sample_mean"] > 0
     for la in fx.layers:  # one spike at most per neuron, counted per sample
         assert np.array_equal(la.spikes, (la.times >= 0).sum(1))
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_conv_fanout_by_transposed_pass_equals_the_matrix(stride):
+    """Synapses per input of a conv population: one transposed pass gives the composite matrix's counts."""
+    from snncompile.nirops import composite_matrix
+    from snncompile.ttfs.fixed import LinearMap
+
+    w = np.random.default_rng(stride).integers(-2, 3, (6, 3, 3, 3)).astype(float)
+    ops = [("c", nir.Conv2d(input_shape=(7, 7), weight=w, stride=stride, padding=1, dilation=1, groups=1,
+                            bias=np.zeros(6)))]
+    m = LinearMap(ops, (3, 7, 7), 16)
+    m.mat = None  # the conv path, as for maps too large for a matrix
+    want = np.asarray((composite_matrix(ops, (3, 7, 7)) != 0).sum(axis=0)).ravel()
+    assert np.array_equal(m.fanout(), want)
+
+
+@pytest.mark.parametrize("density", [0.05, 0.3, 0.9])
+def test_step_matrix_marks_each_input_at_its_arrival_step(density):
+    """Row k*n + i of the step matrix holds the inputs of sample i with count K - k (both ways of
+    building it: sparse inputs, and mostly-spiking ones)."""
+    from snncompile.ttfs.fixed import step_matrix
+
+    rng = np.random.default_rng(int(density * 100))
+    K, n, m = 6, 7, 11
+    c = np.where(rng.random((n, m)) < density, rng.integers(1, K + 1, (n, m)), 0)
+    want = np.zeros((K * n, m))
+    for i in range(n):
+        for j in range(m):
+            if c[i, j]:
+                want[(K - c[i, j]) * n + i, j] = 1
+    got = step_matrix(c, K)
+    assert np.array_equal(got.toarray(), want)

@@ -17,7 +17,8 @@ import numpy as np
 from ..errors import DatasetError, InvalidModel
 
 _BUILTIN = ("digits", "mnist5k", "yinyang")
-DATASET_NAMES = (*_BUILTIN, "idx:<folder>", "cifar10:<folder>", "cifar100:<folder>", "npz:<file>")
+DATASET_NAMES = (*_BUILTIN, "idx:<folder>", "cifar10:<folder>", "cifar100:<folder>", "npz:<file>",
+                 "imagefolder:<folder>")
 
 
 @dataclass(frozen=True)
@@ -71,11 +72,16 @@ def _load_idx(folder: str, stamp: tuple) -> Dataset:
 
 @functools.lru_cache(maxsize=4)
 def _load_user(kind: str, path: str, stamp: tuple) -> Dataset:
-    """``cifar10``/``cifar100`` folders (data/cifar.py) and ``npz`` files (data/npz.py)."""
+    """``cifar10``/``cifar100`` folders (data/cifar.py), ``npz`` files (data/npz.py) and image folders
+    (data/imagefolder.py)."""
     if kind == "npz":
         from .npz import load_npz_arrays
 
         return _frozen(load_npz_arrays(path))
+    if kind == "imagefolder":
+        from .imagefolder import load_imagefolder_arrays
+
+        return _frozen(load_imagefolder_arrays(path))
     from .cifar import load_cifar_arrays
 
     return _frozen(load_cifar_arrays(kind, path))
@@ -84,12 +90,13 @@ def _load_user(kind: str, path: str, stamp: tuple) -> Dataset:
 def load_dataset(name: str) -> Dataset:
     """Load a dataset by name: one of ``digits``, ``mnist5k``, ``yinyang``, ``idx:<folder>``,
     ``cifar10:<folder>``, ``cifar100:<folder>`` (python pickle batches, data/cifar.py) or
-    ``npz:<file>`` (arrays x_train, y_train, x_test, y_test of any shape, data/npz.py).
+    ``npz:<file>`` (arrays x_train, y_train, x_test, y_test of any shape, data/npz.py) or
+    ``imagefolder:<folder>`` (train/<class>/<image>, test/<class>/<image>, data/imagefolder.py).
 
     Raises DatasetError for an unknown name (listing the known ones) or missing/corrupt data.
     """
     key = name.strip()
-    for kind in ("cifar10", "cifar100", "npz"):
+    for kind in ("cifar10", "cifar100", "npz", "imagefolder"):
         if key.startswith(kind + ":"):
             path = key[len(kind) + 1:]
             if not path:
@@ -100,6 +107,10 @@ def load_dataset(name: str) -> Dataset:
                 if not os.path.isfile(path):
                     raise DatasetError(f"dataset 'npz:{path}': file not found: {path}")
                 paths = [path]
+            elif kind == "imagefolder":
+                from .imagefolder import image_files
+
+                paths = [p for files in image_files(path).values() for p, _ in files]
             else:
                 from .cifar import cifar_files
 

@@ -109,12 +109,20 @@ def fire_closed(p: TtfsParams, z: np.ndarray, vmax: int):
     """Ramp phase in closed form for neurons whose integration ended at v = z (no saturation
     during integration).  Returns (spike step or -1, output count, saturation events per row)."""
     K, r, theta = p.steps, p.slope, p.threshold
-    f = np.where(z > theta, 1, (theta - z) // max(r, 1) + 1) if r > 0 else np.where(z > theta, 1, K + 1)
-    fired = f <= K
-    spike_step = np.where(fired, p.t_in_end + f, -1)
-    counts = np.where(fired, K + 1 - f, 0)
-    sats = ((z > theta) & (z + r > vmax)).sum(axis=1)
-    return spike_step, counts, sats
+    # in place where possible: fresh arrays of this size cost more (page faults) than the arithmetic
+    if r > 0:  # f = 1 where z > theta, else the first f with z + f r > theta
+        f = np.subtract(theta, z)
+        f //= r
+        f += 1
+        np.maximum(f, 1, out=f)
+    else:
+        f = np.where(z > theta, 1, K + 1)
+    counts = np.subtract(K + 1, f)
+    np.maximum(counts, 0, out=counts)  # f > K: no spike in the window
+    f += p.t_in_end
+    f[f > p.t_in_end + K] = -1         # the spike step, -1 where none
+    sats = np.count_nonzero(z > max(theta, vmax - r), axis=1)  # fires at the first ramp step, v + r saturates
+    return f, counts, sats
 
 
 def output_counts(p: TtfsParams, spike_step: np.ndarray) -> np.ndarray:

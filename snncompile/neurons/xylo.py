@@ -85,9 +85,16 @@ def shifted_weights(w, shift: int, bits: int = STATE_BITS):
     return wrap(np.asarray(w, dtype=np.int64) << int(shift), bits)
 
 
-def deliver(isyn, counts, w16, limit: int, bits: int = STATE_BITS):
+def split_weights(w16) -> np.ndarray:
+    """(P, M) int16 values -> the (P, 2M) float64 matrix [max(w, 0) | min(w, 0)] :func:`deliver` multiplies."""
+    wf = np.asarray(w16, dtype=np.float64)
+    return np.ascontiguousarray(np.concatenate([np.maximum(wf, 0), np.minimum(wf, 0)], axis=1))
+
+
+def deliver(isyn, counts, w16, limit: int, bits: int = STATE_BITS, split=None):
     """Add ``min(counts, limit)`` spikes of every presynaptic neuron through ``w16`` (P, M), in
-    presynaptic order, saturating after every add; ``isyn`` (N, M), ``counts`` (N, P).
+    presynaptic order, saturating after every add; ``isyn`` (N, M), ``counts`` (N, P); ``split``:
+    :func:`split_weights` of ``w16`` when the caller has it.
 
     Repeated adds of one weight saturate like one add of the multiple, so the exact result is
     the fold ``x = clip(x + c_p * w_p)`` over p.  Where no partial sum can leave the range (the
@@ -98,12 +105,13 @@ def deliver(isyn, counts, w16, limit: int, bits: int = STATE_BITS):
     c = np.minimum(np.asarray(counts, dtype=np.int64), limit)
     if not c.any():
         return isyn
-    cf = c.astype(np.float64)  # exact: |sums| < 2**53
-    wf = w16.astype(np.float64)
-    pos = (cf @ np.maximum(wf, 0)).astype(np.int64)
-    neg = (cf @ np.minimum(wf, 0)).astype(np.int64)
-    out = isyn + pos + neg
-    bad = (isyn + pos > hi) | (isyn + neg < lo)
+    m = w16.shape[1]
+    both = (c.astype(np.float64) @ (split_weights(w16) if split is None else split)).astype(np.int64)  # exact
+    pos, neg = both[:, :m], both[:, m:]
+    out = isyn + pos
+    bad = out > hi
+    out += neg
+    bad |= (isyn + neg) < lo
     if bad.any():
         n_i, m_i = np.nonzero(bad)
         contrib = c[n_i] * w16[:, m_i].T  # (pairs, P)
@@ -123,8 +131,14 @@ def spike(v, threshold, limit: int, start=None, bits: int = STATE_BITS):
     """
     th = np.broadcast_to(np.asarray(threshold, dtype=np.int64), v.shape)
     n0 = np.zeros_like(v) if start is None else np.asarray(start, dtype=np.int64)
-    room = np.maximum(limit - n0, 0)
     pos = th > 0
+    if start is None and pos.all():  # the usual case: only the neurons at or above threshold divide
+        own = np.zeros_like(v)
+        hit = v >= th
+        if hit.any():
+            own[hit] = np.minimum(v[hit] // th[hit], limit)
+        return own, v - own * th
+    room = np.maximum(limit - n0, 0)
     k = np.where(pos & (v >= th), v // np.where(pos, th, 1), 0)
     own = np.minimum(k, room)
     v_out = v - own * th
@@ -309,6 +323,8 @@ def simulate(spec: dict, raster) -> dict:
     w_hid = np.concatenate([shifted_weights(net["w_in"][..., :k], p.weight_shift_in, bits),
                             shifted_weights(net["w_rec"][..., :k], p.weight_shift_rec, bits)]).reshape(n_in + h, k * h)
     w_out = shifted_weights(net["w_out"], p.weight_shift_out, bits)
+    split_hid, split_out = split_weights(w_hid), split_weights(w_out)
+    aliases = p.aliases if any(len(a) for a in p.aliases) else None
     limits = np.concatenate([np.full(n_in, p.max_spikes_in), np.full(h, p.max_spikes_hidden)])
     dash_syn = np.stack([p.dash_syn, p.dash_syn_2], axis=1)[:, :k]
     isyn = np.zeros((n, h * k), np.int64)
@@ -316,20 +332,21 @@ def simulate(spec: dict, raster) -> dict:
     isyn_o = np.zeros((n, o), np.int64)
     vmem_o = np.zeros((n, o), np.int64)
     prev = np.zeros((n, h), np.int64)
-    rec = {key: np.zeros((n, t_steps, h), np.int64) for key in ("spikes", "isyn", "isyn2", "vmem")}
-    rec.update({key: np.zeros((n, t_steps, o), np.int64) for key in ("spikes_out", "isyn_out", "vmem_out")})
+    # recorded step-major (contiguous writes), returned sample-major
+    rec = {key: np.zeros((t_steps, n, h), np.int64) for key in ("spikes", "isyn", "isyn2", "vmem")}
+    rec.update({key: np.zeros((t_steps, n, o), np.int64) for key in ("spikes_out", "isyn_out", "vmem_out")})
     for t in range(t_steps):
         counts = np.minimum(np.concatenate([raster[:, t], prev], axis=1), limits)
-        isyn = deliver(isyn, counts, w_hid, max(p.max_spikes_in, p.max_spikes_hidden), bits)
-        isyn_o = deliver(isyn_o, prev, w_out, p.max_spikes_hidden, bits)
+        isyn = deliver(isyn, counts, w_hid, max(p.max_spikes_in, p.max_spikes_hidden), bits, split_hid)
+        isyn_o = deliver(isyn_o, prev, w_out, p.max_spikes_hidden, bits, split_out)
         i3, vmem, s = xylo_step(isyn.reshape(n, h, k), vmem, dash_syn, p.dash_mem, p.threshold, p.bias,
-                                p.max_spikes_hidden, p.aliases, bits)
+                                p.max_spikes_hidden, aliases, bits)
         isyn = i3.reshape(n, k * h)
         isyn_o, vmem_o, s_o = xylo_step(isyn_o, vmem_o, p.dash_syn_out, p.dash_mem_out, p.threshold_out,
                                         p.bias_out, p.max_spikes_out, None, bits)
         prev = s
-        rec["spikes"][:, t], rec["isyn"][:, t], rec["vmem"][:, t] = s, i3[..., 0], vmem
+        rec["spikes"][t], rec["isyn"][t], rec["vmem"][t] = s, i3[..., 0], vmem
         if k == 2:
-            rec["isyn2"][:, t] = i3[..., 1]
-        rec["spikes_out"][:, t], rec["isyn_out"][:, t], rec["vmem_out"][:, t] = s_o, isyn_o, vmem_o
-    return rec
+            rec["isyn2"][t] = i3[..., 1]
+        rec["spikes_out"][t], rec["isyn_out"][t], rec["vmem_out"][t] = s_o, isyn_o, vmem_o
+    return {key: a.transpose(1, 0, 2) for key, a in rec.items()}

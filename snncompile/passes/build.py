@@ -33,11 +33,13 @@ class CompileOptions:
     sweep_seeds: tuple = ()           # TTFS sweep: seeds of random calibration draws (passes/sweep.py)
     ray: bool = False                 # run the sweep's jobs as Ray tasks (snncompile/scaleout.py)
     ray_address: str | None = None    # join this Ray cluster instead of starting a local one
+    shard_min: int | None = None      # with ray: shard evaluations of at least this many samples (None: 10,000)
+    shard_size: int | None = None     # ... into shards of this many (None: 2,500; targets/shard.py)
     progress: bool = True
     dt: float | None = None           # LIF: time step (default: the graph's, else 1); TTFS: norse's step (1/K)
     encoding: str | None = None       # LIF: regular | rate | latency (default: the graph's, else regular)
     sim_steps: int | None = None      # LIF: input steps per sample (default: the graph's, else 32)
-    weight_scale: str | None = None   # TTFS: per-layer weight scale policy max | mse (default max)
+    weight_scale: str | None = None   # TTFS: per-layer weight scale auto | max | mse (auto: quantize/scale_rule.py)
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -87,14 +88,37 @@ def evaluated(build: Build, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def run_targets(build: Build) -> None:
     """Run the float reference (when there is a float graph) and every requested target, each on
     the graph of the kind it declares; summarize each run into the report."""
+    from ..scaleout import ray_session
+    from ..targets.shard import SHARD_MIN_SAMPLES
+
+    opts = build.opts
+    options = {"progress": opts.progress, "dt": build.dt}
+    shard = opts.ray and len(build.inputs) >= (opts.shard_min or SHARD_MIN_SAMPLES)
+    if opts.ray and not shard and not build.sweeps:
+        raise InvalidModel(f"--ray distributes sweep points and evaluations of at least "
+                           f"{opts.shard_min or SHARD_MIN_SAMPLES} samples; this compile evaluates {len(build.inputs)} "
+                           "samples and sweeps nothing (drop --ray, or give --sweep-* or more --samples)")
+    with ray_session(opts.ray_address) if shard else nullcontext():
+        _run_all(build, options, shard)
+
+
+def _run_all(build: Build, options: dict, shard: bool) -> None:
     from ..targets.base import RunRequest, get_target
+    from ..targets.shard import SHARD_SAMPLES, run_sharded
     from ..validate import summarize
 
     opts, fam = build.opts, build.family
-    options = {"progress": opts.progress, "dt": build.dt}
+
+    def run_one(target, request):
+        if shard and target.shardable:
+            return run_sharded(target.name, request, shard_size=opts.shard_size or SHARD_SAMPLES, use_ray=True,
+                               address=opts.ray_address, progress=opts.progress)
+        return target.run(request)
+
     ref = None
     if build.graph is not None:
-        ref = get_target("reference").run(RunRequest(build.graph, fam, build.profile, build.inputs, options=options))
+        ref = run_one(get_target("reference"), RunRequest(build.graph, fam, build.profile, build.inputs,
+                                                          options=options))
         build.runs["reference"] = ref
         build.report["reference"] = summarize(ref, build.y, build.ann_decisions)
         build.report["reference"]["run_seconds"] = ref.run_seconds
@@ -111,7 +135,7 @@ def run_targets(build: Build) -> None:
                                "(use a fixed-point target such as fxsim)")
         target.require(fam, kind)
         samples = opts.vendor_samples if target.checks_fxsim else None
-        run = target.run(RunRequest(graph, fam, build.profile, build.inputs, samples, options, reference=ref))
+        run = run_one(target, RunRequest(graph, fam, build.profile, build.inputs, samples, options, reference=ref))
         k = run.samples
         ann = None if build.ann_decisions is None else build.ann_decisions[:k]
         summ = summarize(run, build.y[:k], ann, None if ref is None else ref.head(k))

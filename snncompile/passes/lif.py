@@ -24,8 +24,8 @@ def check_options(build: Build) -> None:
     """Options that only TTFS networks use are errors here."""
     reject_options(build, TTFS_ONLY, f"applies to TTFS networks; {build.src} is a spiking (LIF) NIR graph "
                                      "(use --sim-steps for the input length)")
-    if build.sweeps or build.opts.ray:
-        raise InvalidModel(f"--sweep-* and --ray sweep TTFS networks; {build.src} is a spiking (LIF) NIR graph")
+    if build.sweeps:
+        raise InvalidModel(f"--sweep-* sweep TTFS networks; {build.src} is a spiking (LIF) NIR graph")
     require_no_bits_without_quantized(build)
 
 

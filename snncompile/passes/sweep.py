@@ -19,6 +19,7 @@ import time
 import numpy as np
 
 from ..errors import SnnCompileError
+from ..quantize.scale_rule import auto_scale_policy
 
 SEED_CALIB_SAMPLES = 1000
 
@@ -68,7 +69,8 @@ def sweep_point(shared: dict, job: dict) -> dict:
         x_cal = shared["x_cal"] if job["seed"] is None else calibration_draw(shared["x_pool"], job["seed"],
                                                                             opts.calib_samples)
         prof = load_profile(job["profile"]).with_weight_bits(b)
-        q, _ = quantize_ttfs(shared["graph"], prof, k, x_cal, opts.headroom_bits, opts.weight_scale)
+        q, _ = quantize_ttfs(shared["graph"], prof, k, x_cal, opts.headroom_bits,
+                             auto_scale_policy(opts.weight_scale, prof.weights.bits))
         run = get_target("fxsim").run(RunRequest(q, "ttfs", prof, Inputs(x_test, f"latency-{k}",
                                                                          ttfs_counts(x_test, k), k)))
         row.update(accuracy=float(np.mean(run.decisions == y_test)), spikes_per_neuron=spikes_per_neuron(run))

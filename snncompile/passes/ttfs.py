@@ -44,11 +44,8 @@ def check_options(build: Build) -> None:
                                "(its windows are fixed)")
     build.opts = opts = dataclasses.replace(opts, steps=opts.steps or DEFAULT_STEPS, zeta=DEFAULT_ZETA
                                             if opts.zeta is None else opts.zeta,
-                                            weight_scale=opts.weight_scale or "max")
+                                            weight_scale=opts.weight_scale or "auto")
     require_no_bits_without_quantized(build)
-    if (opts.ray or opts.ray_address) and not build.sweeps:
-        raise InvalidModel("--ray/--ray-address run the sweep's jobs on Ray; give --sweep-bits, --sweep-steps, "
-                           "--sweep-profiles or --sweep-seeds")
     if opts.sweep_profiles:
         from ..profile import load_profile
 
@@ -57,8 +54,6 @@ def check_options(build: Build) -> None:
     for seed in opts.sweep_seeds:
         if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2 ** 32:
             raise InvalidModel(f"--sweep-seeds {seed!r}: every seed must be an integer in 0..{2 ** 32 - 1}")
-    if opts.ray_address and not opts.ray:
-        raise InvalidModel(f"--ray-address {opts.ray_address}: also give --ray (the sweep runs serially without it)")
     build.dt = opts.dt or 1.0 / opts.steps
 
 
@@ -118,19 +113,21 @@ def encode(build: Build) -> None:
 
 def quantize(build: Build) -> None:
     from ..profile import load_profile
+    from ..quantize.scale_rule import auto_scale_policy
 
     opts = build.opts
     if not build.needs_quantized and opts.profile is None:
         return
     build.profile = load_profile(opts.profile or "loihi2").with_weight_bits(opts.bits)
     p = build.profile
+    policy = auto_scale_policy(opts.weight_scale, p.weights.bits)  # "auto": MSE at <= 4 bits, else max-abs
     build.report["profile"] = {"name": p.name, "title": p.title, "steps": opts.steps, "weight_bits": p.weights.bits,
-                               "arithmetic": p.arithmetic}
+                               "arithmetic": p.arithmetic, "weight_scale": policy}
     if build.qgraph is None and build.needs_quantized:
         from ..quantize.ttfs import quantize_ttfs
 
         build.qgraph, build.quantization = quantize_ttfs(build.graph, p, opts.steps, calibration(build),
-                                                         opts.headroom_bits, opts.weight_scale)
+                                                         opts.headroom_bits, policy)
 
 
 def check(build: Build) -> None:

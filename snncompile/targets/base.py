@@ -8,6 +8,7 @@ A target is where a compiled network runs.  Every target has the same shape:
         kinds = ("quantized",)       # graph kinds it runs: "float" (model.nir), "quantized" (model.q.nir)
         checks_fxsim = True          # a vendor simulator: compared with fxsim at every step
         install = "pip install ..."  # what to install when its software is missing
+        shardable = False            # samples independent, run in-process: large evaluations shard (shard.py)
 
         def run(self, request: RunRequest) -> Run: ...
 
@@ -148,6 +149,7 @@ class Target:
     kinds: tuple = ()
     checks_fxsim: bool = False
     install: str = ""
+    shardable: bool = False
 
     def accepts(self, family: str, kind: str) -> bool:
         return family in self.families and kind in self.kinds

@@ -32,10 +32,19 @@ def energy_estimate(profile, synops: np.ndarray, updates: int, spikes: np.ndarra
             "pJ_per_op": {"synop": e.synop_pj, "neuron_update": e.neuron_update_pj, "spike": e.spike_pj}}
 
 
+def synapse_events(fired: np.ndarray, fanout: np.ndarray) -> np.ndarray:
+    """Per sample, the synapses the fired neurons drive: ``fired`` (N, n) bool @ ``fanout`` (n,), in float32
+    where the sum is exact (below 2**24), else float64."""
+    exact32 = float(np.sum(fanout)) < 2 ** 24
+    dt = np.float32 if exact32 else np.float64
+    return (fired.view(np.uint8).astype(dt) @ fanout.astype(dt)).astype(np.float64)
+
+
 class FxsimTarget(Target):
     name = "fxsim"
     families = ("ttfs", "lif")
     kinds = ("quantized",)
+    shardable = True
 
     def run(self, request: RunRequest) -> Run:
         self.require(request.family, "quantized")
@@ -71,14 +80,18 @@ class FxsimTarget(Target):
             c = counts_all[i:i + batch_size]
             chunks.append(run_network(layers, ar, c, T, mode=mode, record=record))
         outs = [[o[k] for o in chunks] for k in range(len(layers))]
-        cat = np.concatenate
+
+        def cat(parts):  # one batch: no copy
+            return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
         lruns, traces, rasters = [], {}, {}
         fired_in = counts_all.reshape(N, -1) > 0
-        spikes_total = fired_in.sum(1).astype(np.float64)
+        in_spikes = np.count_nonzero(fired_in, axis=1)
+        spikes_total = in_spikes.astype(np.float64)
         synops = np.zeros(N)
-        prev_fired = fired_in.astype(np.float64)
+        prev_fired = fired_in
         for layer, parts in zip(layers, outs):
-            synops += prev_fired @ layer.map.fanout().astype(np.float64)
+            synops += synapse_events(prev_fired, layer.map.fanout())
             if record:
                 traces[layer.name] = cat([p.v_trace for p in parts])
             if layer.role == "readout":
@@ -88,10 +101,11 @@ class FxsimTarget(Target):
             fired = step >= 0
             if record:
                 rasters[layer.name] = raster_from_steps(step, T)
-            lruns.append(LayerRun(layer.name, layer.role, layer.neurons, fired.sum(1), step,
+            spikes = np.count_nonzero(fired, axis=1)
+            lruns.append(LayerRun(layer.name, layer.role, layer.neurons, spikes, step,
                                   cat([p.sats for p in parts]), cat([p.wraps for p in parts])))
-            spikes_total += fired.sum(1)
-            prev_fired = fired.astype(np.float64)
+            spikes_total += spikes
+            prev_fired = fired
         ro = layers[-1]
         lsb = float(net.readout.meta.get("v_lsb", 1.0))
         info = {"steps": K, "t_total": T, "time_unit": "step", "readout": ro.name,
@@ -100,7 +114,7 @@ class FxsimTarget(Target):
         if profile is not None:
             neurons = sum(la.neurons for la in layers)
             info["energy"] = energy_estimate(profile, synops, neurons * T, spikes_total)
-        return Run(self.name, z * lsb, decide(z), lruns, fired_in.sum(1), info=info, raw_logits=z,
+        return Run(self.name, z * lsb, decide(z), lruns, in_spikes, info=info, raw_logits=z,
                    traces=traces or None, spikes=rasters or None)
 
     def _run_lif(self, graph, raster, opts) -> Run:

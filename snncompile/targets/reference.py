@@ -19,6 +19,7 @@ class ReferenceTarget(Target):
     name = "reference"
     families = ("ttfs", "lif")
     kinds = ("float",)
+    shardable = True
 
     def run(self, request: RunRequest) -> Run:
         self.require(request.family, "float")

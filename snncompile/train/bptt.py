@@ -6,6 +6,10 @@ by one step (q_l(t) = W_l s_{l-1}(t - 1), bias 0), and
 
 * hidden / spiking output layers: NIR ``LIF`` with r = tau, v_leak = v_reset = 0,
   v_threshold = 1:  v(t) = v(t-1) (1 - 1/tau) + q(t);  s(t) = [v(t) > 1];  v(t) = 0 where s(t).
+  With ``tau_syn`` > 0: NIR ``CubaLIF`` (tau_mem = r = tau, w_in = tau_syn) with a synaptic current,
+  i(t) = i(t-1) (1 - 1/tau_syn) + q(t);  v(t) = v(t-1) (1 - 1/tau) + i(t)  (on Loihi: u decays by
+  du = round(4096 / tau_syn) - 1 and keeps its state; the integer forward below runs
+  u = wrap(trunc0(u (4096 - du - 1) / 4096) + (a << 6)), straight-through like the rest).
 * readout: ``loss="count"`` and ``"first-spike"``: the spike counts of the output LIF layer
   (argmax, ties to the lowest index); ``loss="readout"``: a non-spiking NIR ``LI`` output with
   r = tau_out, v(t) = v(t-1) (1 - 1/tau_out) + q(t), scores = the mean of v over the T steps.
@@ -85,6 +89,7 @@ class BpttHyper:
     steps: int = 20              # T_in: input encoding steps (the run lasts T_in + L steps)
     encoding: str = "regular"
     tau: float = 20.0            # LIF membrane time constant
+    tau_syn: float = 0.0         # > 1: hidden/spiking layers are CubaLIF with this synaptic time constant; 0: LIF
     tau_out: float = 20.0        # LI readout time constant (loss="readout")
     loss: str = "readout"        # measured best on Yin-Yang (20 epochs: readout 96.5 %, count 93.6 % val)
     lr: float = 2e-3             # Adam learning rate (first epoch)
@@ -108,6 +113,8 @@ class BpttHyper:
         for name in ("tau", "tau_out"):
             if not getattr(self, name) > 1.0:
                 bad(name, "must be > 1 step")
+        if self.tau_syn != 0 and not self.tau_syn > 1.0:
+            bad("tau_syn", "must be 0 (LIF, no synaptic state) or > 1 step (CubaLIF)")
         for name in ("lr", "surrogate_beta", "init_scale"):
             if not getattr(self, name) > 0:
                 bad(name, "must be > 0")
@@ -240,6 +247,8 @@ def forward(weights, sb, hp: BpttHyper, qp: QParams | None = None, record_hidden
     li_out = hp.loss == "readout"
     sizes = [w.shape[0] for w in weights]
     v = [torch.zeros(b, n, dtype=dtype) for n in sizes]
+    cur = [torch.zeros(b, n, dtype=dtype) for n in sizes]  # CubaLIF synaptic currents (tau_syn > 0)
+    cuba = [bool(hp.tau_syn) and not (li_out and i == L - 1) for i in range(L)]
     prev = [torch.zeros(b, n, dtype=dtype) for n in sizes]
     counts = [torch.zeros(b, n, dtype=dtype) for n in sizes]
     alive = torch.ones(b, sizes[-1], dtype=dtype)
@@ -266,7 +275,11 @@ def forward(weights, sb, hp: BpttHyper, qp: QParams | None = None, record_hidden
         for i in range(L):
             spiking = not (li_out and i == L - 1)
             if qp is None:
-                v[i] = v[i] * decays[i] + src[i] @ wq[i]
+                q = src[i] @ wq[i]
+                if cuba[i]:
+                    cur[i] = cur[i] * (1.0 - 1.0 / hp.tau_syn) + q
+                    q = cur[i]
+                v[i] = v[i] * decays[i] + q
                 theta = 1.0
             else:
                 lay = qp.layers[i]
@@ -274,11 +287,17 @@ def forward(weights, sb, hp: BpttHyper, qp: QParams | None = None, record_hidden
                 scaled = acc * (2.0 ** lay["exp"])
                 a = _ste(scaled, torch.floor(scaled.detach()) if lay["exp"] < 0 else scaled.detach())
                 uf = a * float(1 << qp.act_shift)
-                if lay["du"] != (1 << qp.decay_bits) - 1:
-                    raise InvalidModel(f"population lif{i + 1}: du={lay['du']} (BPTT trains current-free LIF only)")
+                if cuba[i]:  # u = wrap(trunc0(u (4096 - (du + 1)) / 4096) + a << act_shift)
+                    keep = float((1 << qp.decay_bits) - (lay["du"] + 1))
+                    ux = cur[i].detach() * keep
+                    uf = _ste(cur[i] * (keep / float(1 << qp.decay_bits)), torch.trunc(ux / float(1 << qp.decay_bits))) + uf
+                elif lay["du"] != (1 << qp.decay_bits) - 1:
+                    raise InvalidModel(f"population lif{i + 1}: du={lay['du']} but the chain has no synaptic "
+                                       "state (tau_syn = 0)")
                 ud = uf.detach()
                 w1 = torch.where(ud > big, ud - 2 * big, ud)
                 u = _ste(uf, torch.where(w1 <= -big, ud + 2 * big, w1))
+                cur[i] = u
                 dec = v[i] * decays[i]
                 dd = v[i].detach() * float((1 << qp.decay_bits) - lay["dv"])
                 dec = _ste(dec, torch.trunc(dd / float(1 << qp.decay_bits)))
@@ -514,6 +533,10 @@ def chain_to_nir(weights, hp: BpttHyper, input_shape, dataset_name: str, accurac
         if li_out and i == len(ws):
             nodes[f"lif{i}"] = nir.LI(tau=np.full(n, float(hp.tau_out)), r=np.full(n, float(hp.tau_out)),
                                       v_leak=np.zeros(n))
+        elif hp.tau_syn:  # i = i (1 - 1/tau_syn) + q;  v = v (1 - 1/tau) + i
+            nodes[f"lif{i}"] = nir.CubaLIF(tau_syn=np.full(n, float(hp.tau_syn)), tau_mem=np.full(n, float(hp.tau)),
+                                           r=np.full(n, float(hp.tau)), w_in=np.full(n, float(hp.tau_syn)),
+                                           v_leak=np.zeros(n), v_threshold=np.ones(n), v_reset=np.zeros(n))
         else:
             nodes[f"lif{i}"] = nir.LIF(tau=np.full(n, float(hp.tau)), r=np.full(n, float(hp.tau)),
                                        v_leak=np.zeros(n), v_threshold=np.ones(n), v_reset=np.zeros(n))

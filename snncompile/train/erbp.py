@@ -58,18 +58,32 @@ than half a grid step are lost).  Yin-Yang 4-120-3, 200 epochs: 86.9 % in 190 s 
 
 Hidden-layer drift (measured, Yin-Yang 4-120-3, 100 epochs, seed 0, batch 32): the share of open
 hidden boxcars falls from 1.00 (epoch 1) to 0.97 (10), 0.71 (40) and 0.58 (100) while the hidden
-rate rises from 0.10 to 0.34 spikes per neuron and step: the hidden currents leave the box through
-b_high and freeze there.  Why: every update of neuron i moves its weights along the presynaptic
-spikes, and on Yin-Yang every sample has the same total input rate (x + (1 - x) = 1), so each
-update moves the mean current I_i by an amount proportional to the mini-batch mean of U_i, with
-no restoring force; (a) U_i = sum_k G_ik e_k has a systematic part, G_i's mean over the outputs
-times the common-mode error sum_k e_k (the outputs' total rate minus the label rate, which stays
-negative while the label neuron under-fires), a steady push; (b) the rest is a zero-mean random
-walk, and the boxcar edge is absorbing (outside it no update can bring I back).  ``center_feedback``
-removes (a) by subtracting each hidden neuron's mean over the outputs from its G row (G stays
-random and fixed; the update is unchanged): open share 0.68 instead of 0.58 at epoch 100, hidden
-rate 0.29, validation 80.2 % vs 78.7 %, test 81.5 % vs 76.9 % (same run settings; 2 CPU cores
-shared, 17 min each).  (b) remains; it is off by default until re-measured on MNIST-5k.
+rate rises from 0.10 to 0.34 spikes per neuron and step.  Cause: the error never vanishes.  The
+target is a rate (label 0.8 per step, others 0) that the network does not reach even on samples
+it classifies (after 30 epochs the label output fires 10.3-11.2 of its 16 target spikes, the others
+1.4-3.5), so every presentation updates every open neuron; through a fixed random G those updates
+do not cancel over the data as a gradient's do near a minimum, and on Yin-Yang every sample has
+the same total input rate (x + (1 - x) = 1), so each update also moves the neuron's mean current:
+a walk without restoring force whose boxcar edges absorb (hidden weight rows grow from norm 0.58
+at init to a median 2.3 after 30 epochs, 15 % of the hidden neurons fall silent on every sample).
+(a) The common-mode part of U (G's row mean times sum_k e_k) is a steady push: ``center_feedback``
+removes it (100 epochs: open share 0.68 instead of 0.58, test 81.5 % vs 76.9 %).  (b) The walk is
+why a larger eta, which the slow hidden learning needs (4 inputs), fails: eta 5e-3: 66.1 % on
+validation after 30 epochs with 18 % of the hidden gates open; 2e-2: chance.
+Change: ``margin`` m > 0 — the error neurons stay silent on a sample while the label output's
+low-pass rate leads every other output's by m (a hinge on the rates instead of a regression
+target), so samples already learned stop driving updates; the rule keeps its fixed random
+feedback, boxcar and presynaptic-event updates.  Measured on the validation split after 30
+epochs: plain 82.1 %; m = 0.2: 82.7 %; m = 0.4: 79.9 %; m = 0.2 with eta 2e-3: 87.6 % (with
+center_feedback too: 86.9 %); m = 0.2 with eta 5e-3: 41.0 %.  On the test split
+(``python benchmarks/lif_training.py --datasets yinyang --methods erbp,erbp-margin``, 30 epochs):
+plain 80.8 % (fxsim 78.5 %), m = 0.2 with eta 2e-3: 86.8 % (fxsim 87.4 %); same-size ANN 96.9 %.
+Not fixed: with eta 2e-3 the hidden gates still close (0.65 open after 30 epochs, 0.46 after
+100, validation 81.4 % at 100), so the 94 % goal is not reached.  Tried and dropped: a boxcar on
+[0, 1] (80.8 %) or [0.03, 0.8] (chance); a step back towards the box on events outside it
+(gates stay open, 78.4 %, and the output layer dies at eta >= 2e-3).  MNIST-5k 784-200-200-10,
+15 epochs, m = 0.2: 93.1 % (93.0 % without).  ``margin`` and ``center_feedback`` are off by
+default (the MNIST numbers above are without them).
 
 Determinism: all randomness comes from generators seeded with ``seed`` (torch's global RNG is
 forked and restored, as in train/ann.py); the same seed and thread count give bit-identical
@@ -102,7 +116,8 @@ VARIANT = ("eRBP (Neftci et al. 2017), continuous error: e_k = lowpass_tau_error
            "label_k * [t > L]) (prediction - label), dendrite U = G e (fixed uniform random G per hidden layer, "
            "identity at the output), boxcar on the soma current lowpass_tau_current(q) (running mean, reset "
            "per sample), update W_ij -= eta * U_i * [b_low < I_i < b_high] on each presynaptic spike of j, "
-           "summed over the mini-batch and applied at its end; eta decays geometrically to eta * lr_final at the last epoch")
+           "summed over the mini-batch and applied at its end; eta decays geometrically to eta * lr_final at the last epoch; "
+           "with margin > 0 the error is zero while the label's low-pass output rate leads every other's by the margin")
 
 
 @dataclass(frozen=True)
@@ -127,6 +142,7 @@ class ErbpHyper:
     init_scale: float = 1.0      # W uniform in [-a, a], a = init_scale / sqrt(fan_in)
     headroom: float = 4.0        # quantized: the init bound a maps to top / headroom
     center_feedback: bool = False  # subtract each hidden neuron's mean over the outputs from its G row
+    margin: float = 0.0          # > 0: no error while the label's output rate leads every other's by this margin
 
     def check(self) -> ErbpHyper:
         """Raise InvalidModel naming the first out-of-range field; return self."""
@@ -143,6 +159,8 @@ class ErbpHyper:
         for name in ("v_threshold", "eta", "target_rate", "feedback_scale", "init_scale", "headroom"):
             if not getattr(self, name) > 0:
                 bad(name, "must be > 0")
+        if not self.margin >= 0:
+            bad("margin", "must be >= 0")
         if not 0 < self.lr_final <= 1:
             bad("lr_final", "must be in (0, 1]")
         if not self.b_low < self.b_high:
@@ -536,6 +554,8 @@ class _Simulator:
         count = [torch.zeros(b, n, dtype=dt) for n in sizes[1:]]
         dws = [torch.zeros(w.shape[1], w.shape[0], dtype=dt) for w in wts]  # (out, in)
         err = torch.zeros(b, sizes[-1], dtype=dt)
+        rate = torch.zeros(b, sizes[-1], dtype=dt)   # low-pass output rates (for the margin)
+        is_label = torch.nn.functional.one_hot(y, sizes[-1]).bool()
         label = torch.nn.functional.one_hot(y, sizes[-1]).to(dt) * hp.target_rate
         zero_in = torch.zeros(b, sizes[0], dtype=dt)
         gate_open = np.zeros(n_layers)
@@ -555,8 +575,13 @@ class _Simulator:
             err.mul_(lam_e).add_(new[-1], alpha=1.0 - lam_e)
             if t > n_layers:
                 err.sub_(label, alpha=1.0 - lam_e)
+            e_used = err
+            if hp.margin > 0:  # the error neurons stay silent on a sample classified with the margin
+                rate.mul_(lam_e).add_(new[-1], alpha=1.0 - lam_e)
+                lead = rate[is_label] - rate.masked_fill(is_label, -1.0).max(1).values
+                e_used = err * (lead < hp.margin).to(dt)[:, None]
             for i in range(n_layers):
-                dend = err if i == n_layers - 1 else err @ fbs[i]
+                dend = e_used if i == n_layers - 1 else e_used @ fbs[i]
                 erbp_update(src[i], dend, cur[i], hp.b_low, hp.b_high, out=dws[i])
                 gate_open[i] += float(((cur[i] > hp.b_low) & (cur[i] < hp.b_high)).to(dt).mean())
             prev = new

@@ -41,7 +41,7 @@ def _log_path(output: Path) -> Path:
 
 
 def train_erbp_command(data, arch: str, epochs: int, batch_size: int, lr: float | None, profile: str | None,
-                       seed: int, output: str) -> tuple[dict, list[str]]:
+                       seed: int, output: str, margin: float = 0.0) -> tuple[dict, list[str]]:
     """Run the whole command; returns the log dict that is also written next to ``output``, and the
     summary lines the CLI prints."""
     from ..data import as_model_input
@@ -67,7 +67,8 @@ def train_erbp_command(data, arch: str, epochs: int, batch_size: int, lr: float 
         xv, yv, monitor = xt, data.y_test, "test"
 
     result = train_erbp(x, data.y_train, arch=arch, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
-                        profile=profile, rounding=QUANT_ROUNDING, x_val=xv, y_val=yv, progress=True)
+                        profile=profile, rounding=QUANT_ROUNDING, x_val=xv, y_val=yv, progress=True,
+                        **({"margin": float(margin)} if margin else {}))
     test_acc, _ = evaluate_erbp(result, xt, data.y_test)
     result.accuracy["test"] = test_acc
     if monitor == "test":

@@ -3,57 +3,55 @@ exact spike times, first-spike-time loss.
 
 Model (time in units of tau_syn; tau_mem = 2 tau_syn, the case with a closed-form spike time,
 Göltz et al. 2021).  Neuron k of a layer receives the spikes t_i of the previous layer (input: a
-latency code t_i = t_in (1 - x_i), x_i = 0 never spikes, plus one bias spike at t = 0 with a
-trained weight) and fires when its potential first crosses theta = 1 upwards:
+latency code, below; every layer also gets one *bias spike* at t = 0 with a trained weight, as in
+Göltz et al.) and a constant bias b_k on its membrane switched on at t0 = -dt, and fires when its
+potential first crosses theta = 1 upwards:
 
-    tau_syn dI/dt = -I + tau_syn sum_i w_ki delta(t - t_i),   tau_mem dV/dt = -V + r I,  r = 1
-    => V_k(t) = sum_{t_i < t} w_ki kappa(t - t_i),  kappa(s) = exp(-s / tau_mem) - exp(-s / tau_syn)
+    tau_syn dI/dt = -I + tau_syn sum_i w_ki delta(t - t_i),   tau_mem dV/dt = -V + I + b [t > t0]
+    => V_k(t) = sum_{t_i < t} w_ki kappa(t - t_i) + b_k beta(t - t0),
+       kappa(s) = exp(-s / tau_mem) - exp(-s / tau_syn),   beta(s) = 1 - exp(-s / tau_mem)
 
-(the NIR ``CubaLIF`` with tau_syn = 1, tau_mem = 2, r = w_in = 1, v_threshold = 1).  Each neuron
-fires **at most once** (time-to-first-spike coding; the adjoint then has one jump per neuron).
-With the inputs sorted, on the interval after the first m inputs V = A x - B x^2 with
-x = exp(-t / tau_mem), A = sum w e^{t_i / tau_mem}, B = sum w e^{2 t_i / tau_mem}, so the first
-upward crossing is t = tau_mem ln(2B / (A + sqrt(A^2 - 4 B theta))) on the earliest interval where
-it is real (B > 0) and lies inside the interval (exact, no time grid).
+(the NIR ``CubaLIF`` with the bias as ``v_leak``; :mod:`.eventprop_deploy` writes it).  Each neuron
+fires **at most once** (time-to-first-spike coding; the adjoint has one jump per neuron).  With
+x = exp(-t / tau_mem) and the inputs sorted, on the interval after the first m inputs
+
+    V = b + a x - q x^2,  a = sum w e^{t_i / tau_mem} - b c,  q = sum w e^{2 t_i / tau_mem},
+    c = e^{t0 / tau_mem},
+
+so the first upward crossing (dV/dt > 0, i.e. dV/dx < 0) is the root x* = (a + sqrt(D)) / (2 q),
+D = a^2 + 4 q (b - theta) (computed as 2 (theta - b) / (a - sqrt(D)) when a < 0), t = -tau_mem ln x*,
+on the earliest interval (the first starts at t0) where it is real, positive and inside the
+interval: exact, no time grid.
+
+Input code: x in [0, 1] spikes at t = dt round((1 - x)(steps - 1)) (x = 0 never), dt = t_in /
+(steps - 1): the deployed latency encoder's grid (:func:`snncompile.encode.encode`).  The bias
+onset t0 = -dt is the deployed one (the membrane bias acts from step 1, which shows V at t = 0).
 
 Gradient: EventProp's adjoint, in the form it takes for single-spike neurons.  Between events the
-adjoint (lambda_V, lambda_I) decays freely and only its values at spike times enter; its jump at
-the spike of k is (dL/dt_k) / Vdot_k, Vdot_k = sum_i w_ki kappa'(t_k - t_i), and the results are
+adjoint decays freely and only its values at spike times enter; its jump at the spike of k is
+(dL/dt_k) / Vdot_k, Vdot_k = sum_i w_ki kappa'(t_k - t_i) + b_k beta'(t_k - t0), and
 
-    dL/dw_ki = -(dL/dt_k) kappa(t_k - t_i) / Vdot_k,
+    dL/dw_ki = -(dL/dt_k) kappa(t_k - t_i) / Vdot_k,   dL/db_k = -(dL/dt_k) beta(t_k - t0) / Vdot_k,
     dL/dt_i += (dL/dt_k) w_ki kappa'(t_k - t_i) / Vdot_k       (i causal: t_i < t_k),
 
-propagated layer by layer backwards (:class:`SpikeTimes`.backward computes exactly these; no
-autograd through the closed form).  |Vdot| is floored at ``vdot_min`` (a grazing crossing has an
-unbounded gradient; tests check the gradient against finite differences away from that case).
+propagated layer by layer backwards (:class:`SpikeTimes`.backward, no autograd through the closed
+form).  |Vdot| is floored at ``vdot_min`` (a grazing crossing has an unbounded gradient; tests
+check the gradient against finite differences away from that case).
 
 Loss (as in the EventProp paper's Yin-Yang task): cross-entropy of softmax(-t_out / tau0) plus
-alpha (exp(t_label / tau1) - 1); a silent output counts as t = t_silent (no gradient).  A silent
-neuron has no spike time and so no gradient: after each Adam step, *weight bumping* (Göltz et al.
-2021) adds ``bump`` times the share of the batch on which an output neuron was silent to all its
-input weights, and ``bump`` to those of hidden neurons silent on the whole batch (without it,
-measured on Yin-Yang at lr 5e-3, the outputs went silent after 13 epochs and accuracy fell to
-chance).  Defaults (lr 3e-3, tau0 0.2, alpha 0, init N(0.5, 2^2)) were picked on the Yin-Yang
-validation split (10 epochs: 90.0 %; lr 1e-3, tau0 0.5, init N(1.5, 1): 74 % after 15 epochs on
-2,000 samples).
-
-Deployment.  The graph written is NIR CubaLIF at dt = t_in / (steps - 1) with a latency code of
-``steps`` steps (the bias spike is one more input that spikes at step 0: the graph's input has
-n_in + 1 channels, the extra one fed by ``x = 1``).  Discrete-time Euler dynamics, one step of delay
-per connection and Loihi's reset-to-0 (hidden neurons may fire again) differ from the trained
-model: :func:`evaluate_eventprop` measures the float continuous model and, with a profile, the
-deployed fxsim run decided by the earliest output spike (ties and silence: lowest index of the
-earliest; all silent: class 0), and reports their agreement.
-
-Measured (``python benchmarks/lif_training.py --methods eventprop``, Yin-Yang 4-120-3, seed 0,
-30 epochs, batch 64, 2 shared CPU cores, 231-296 s): continuous model test 95.1 % with 0.68
-spikes per neuron; deployed on loihi2 fxsim 82.9 % at 41 steps (agreement 83.2 %), 84.8 % at 81
-steps, 84.3 % at 161 steps.  After 10 epochs (88.8 %): the float NIR reference (Euler, reset to 0)
-gives 84.2 %, fxsim 83.9 %: the loss comes from the discrete LIF with reset (hidden neurons fire
-again, which the single-spike model excludes), not from quantization or the time step.
-
-Longer than 400 lines: the exact spike times, their adjoint, the training loop and the deployed
-graph share one time convention (this docstring); split, each part would need the others'.
+alpha (exp(t_label / tau1) - 1) plus ``late`` mean(max(0, t_label - t_end)^2), t_end = (steps +
+layers - 1) dt the last time the deployed run shows (a later output spike is not seen on the
+chip); a silent output counts as t = t_silent (no gradient).  A silent neuron has no gradient:
+after each Adam step, *weight bumping* (Göltz et al. 2021) adds ``bump`` times the share of the
+batch on which an output neuron was silent to all its input weights, and ``bump`` to those of
+hidden neurons silent on the whole batch (bumping only silent *label* outputs let the outputs go
+silent: 78 % on validation).  The decision is the earliest output spike (ties: lowest index; all
+silent: class 0).  Weights: (out, in + 2) per layer: inputs, bias-spike weight, membrane bias b.
+Defaults picked on the Yin-Yang validation split (4-120-3, 50 epochs, best epoch): tau0 0.2 ->
+0.1: 96.5 -> 96.8 %; late 0 -> 1 keeps the first output spike inside the deployed run (seed 1:
+92.4 -> 93.9 % counted in the window); 41 -> 81 steps halves dt (reference agreement 95.8 ->
+98.4 %, 30 epochs).  Deployment: :mod:`.eventprop_deploy` (exact Euler parameters, single-spike
+inhibition, a "clock" neuron for the bias spike) writes the graph ``snncompile compile`` runs.
 """
 
 from __future__ import annotations
@@ -63,33 +61,31 @@ import math
 import time
 from dataclasses import dataclass, field
 
-import nir
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from ..errors import InvalidModel
-from ..ir import set_meta
 
 TAU_SYN = 1.0
 TAU_MEM = 2.0
-FORMAT = "snncompile-lif"
 
 
 @dataclass(frozen=True)
 class EventPropHyper:
-    t_in: float = 2.0          # input window (units of tau_syn): x in [0, 1] spikes at t_in (1 - x)
-    steps: int = 41            # deployment: latency-code steps (dt = t_in / (steps - 1))
+    t_in: float = 2.0          # input window (units of tau_syn): x in [0, 1] spikes at ~ t_in (1 - x)
+    steps: int = 81            # deployment grid: latency-code steps (dt = t_in / (steps - 1))
     theta: float = 1.0
-    tau0: float = 0.2          # loss: softmax temperature on first-spike times
+    tau0: float = 0.1          # loss: softmax temperature on first-spike times
     tau1: float = 6.4          # regularizer time constant
-    alpha: float = 0.0         # regularizer weight (0: measured better here, see the benchmark)
+    alpha: float = 0.0         # regularizer weight
     t_silent: float = 10.0     # time used for a silent output in the loss
     lr: float = 3e-3
     lr_final: float = 0.1
-    init_mean: float = 0.5     # W ~ 4 N(init_mean, init_std^2) / sqrt(fan_in + 1)
+    init_mean: float = 0.5     # W ~ 4 N(init_mean, init_std^2) / sqrt(fan_in + 1) (bias spike included); b = 0
     init_std: float = 2.0
     vdot_min: float = 0.05      # floor on |dV/dt| at a spike in the gradient (grazing crossings)
+    late: float = 1.0           # loss: weight of the penalty on label spikes after the deployed run's end
     bump: float = 5e-3          # weight bumping: output neurons + bump * (share of the batch they are silent on),
     #                             hidden neurons silent on the whole batch + bump, on all their input weights
 
@@ -103,14 +99,28 @@ class EventPropHyper:
             raise InvalidModel(f"EventProp hyper-parameter lr_final={self.lr_final!r}: must be in (0, 1]")
         return self
 
+    @property
+    def dt(self) -> float:
+        """The deployment time step (units of tau_syn)."""
+        return self.t_in / (self.steps - 1)
+
+    @property
+    def t0(self) -> float:
+        """Bias onset (module docstring)."""
+        return -self.dt
+
+    def t_end(self, layers: int) -> float:
+        """The last time the deployed run (steps + layers steps) shows at the output."""
+        return (self.steps + layers - 1) * self.dt
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
 
 @dataclass
 class EventPropResult:
-    sizes: tuple               # (n_in (without the bias input), hidden..., n_out)
-    weights: list              # float64 (out, in + 1) per layer: the last column is the bias spike's weight
+    sizes: tuple               # (n_in, hidden..., n_out)
+    weights: list              # float64 (out, in + 2) per layer: inputs, bias spike weight, membrane bias b
     hyper: EventPropHyper
     seed: int
     epochs: int
@@ -124,7 +134,8 @@ class EventPropResult:
     def describe(self) -> dict:
         return {**self.hyper.to_dict(), "method": "eventprop", "sizes": list(self.sizes), "seed": self.seed,
                 "epochs": self.epochs, "batch_size": self.batch_size, "profile": self.profile,
-                "tau_syn": TAU_SYN, "tau_mem": TAU_MEM, "train_time_s": round(self.train_time_s, 3)}
+                "tau_syn": TAU_SYN, "tau_mem": TAU_MEM, "bias_onset": self.hyper.t0,
+                "train_time_s": round(self.train_time_s, 3)}
 
 
 def kappa(s):
@@ -135,26 +146,39 @@ def kappa_dot(s):
     return -torch.exp(-s / TAU_MEM) / TAU_MEM + torch.exp(-s / TAU_SYN) / TAU_SYN
 
 
-def spike_times_forward(t_in, w, theta: float):
-    """Exact first spike times (B, n_out) of neurons with weights ``w`` (n_out, n_in) given input
-    times ``t_in`` (B, n_in) (inf: no spike); inf where a neuron never fires."""
-    b, n_in = t_in.shape
+def spike_times_forward(t_in, w, theta: float, b=None, t0: float = 0.0):
+    """Exact first spike times (B, n_out) of neurons with weights ``w`` (n_out, n_in) and bias
+    biases ``b`` (n_out,) switched on at ``t0`` (<= every input time) given input times ``t_in``
+    (B, n_in) (inf: no spike); inf where a neuron never fires."""
+    nb, n_in = t_in.shape
+    n_out = w.shape[0]
+    b = torch.zeros(n_out, dtype=w.dtype) if b is None else b
     order = torch.argsort(t_in, dim=1)
     ts = torch.gather(t_in, 1, order)                                   # (B, n_in) sorted
     finite = torch.isfinite(ts)
     tsf = torch.where(finite, ts, torch.zeros_like(ts))
     ws = w[:, order].permute(1, 0, 2) * finite[:, None, :]              # (B, n_out, n_in)
     e1 = torch.exp(tsf / TAU_MEM)[:, None, :]
-    a = torch.cumsum(ws * e1, dim=2)
-    bq = torch.cumsum(ws * e1 * e1, dim=2)
-    disc = a * a - 4 * bq * theta
-    ok = (bq > 0) & (disc >= 0)
-    safe_b = torch.where(ok, bq, torch.ones_like(bq))
-    den = a + torch.sqrt(torch.clamp(disc, min=0))
-    ok = ok & (den > 0)
-    t = TAU_MEM * torch.log(2 * safe_b / torch.where(ok, den, torch.ones_like(den)))
-    nxt = torch.cat([ts[:, 1:], torch.full((b, 1), math.inf, dtype=ts.dtype)], dim=1)[:, None, :]
-    ok = ok & finite[:, None, :] & (t >= ts[:, None, :]) & (t < nxt)
+    zero = torch.zeros((nb, n_out, 1), dtype=w.dtype)
+    big_a = torch.cat([zero, torch.cumsum(ws * e1, dim=2)], dim=2)      # interval m: the first m inputs
+    big_b = torch.cat([zero, torch.cumsum(ws * e1 * e1, dim=2)], dim=2)
+    c = math.exp(t0 / TAU_MEM)
+    bb = b[None, :, None]
+    a = big_a - bb * c
+    q = big_b
+    c0 = bb - theta
+    disc = a * a + 4 * q * c0
+    sq = torch.sqrt(torch.clamp(disc, min=0))
+    pos = a >= 0
+    num = torch.where(pos, a + sq, -2 * c0)
+    den = torch.where(pos, 2 * q, a - sq)
+    ok = (disc >= 0) & (den != 0)
+    xs = num / torch.where(ok, den, torch.ones_like(den))
+    ok = ok & (xs > 0)
+    t = -TAU_MEM * torch.log(torch.where(ok, xs, torch.ones_like(xs)))
+    start = torch.cat([torch.full((nb, 1), float(t0), dtype=ts.dtype), ts], dim=1)[:, None, :]
+    end = torch.cat([ts, torch.full((nb, 1), math.inf, dtype=ts.dtype)], dim=1)[:, None, :]
+    ok = ok & torch.isfinite(start) & (t >= start) & (t < end)
     t = torch.where(ok, t, torch.full_like(t, math.inf))
     return t.min(dim=2).values
 
@@ -163,52 +187,62 @@ class SpikeTimes(torch.autograd.Function):
     """Forward: :func:`spike_times_forward`.  Backward: EventProp's jump conditions (module docstring)."""
 
     @staticmethod
-    def forward(ctx, t_in, w, theta, vdot_min):
-        t_out = spike_times_forward(t_in, w, theta)
-        ctx.save_for_backward(t_in, w, t_out)
-        ctx.vdot_min = vdot_min
+    def forward(ctx, t_in, w, b, theta, vdot_min, t0):
+        t_out = spike_times_forward(t_in, w, theta, b, t0)
+        ctx.save_for_backward(t_in, w, b, t_out)
+        ctx.vdot_min, ctx.t0 = vdot_min, t0
         return t_out
 
     @staticmethod
     def backward(ctx, grad_out):
-        t_in, w, t_out = ctx.saved_tensors
+        t_in, w, b, t_out = ctx.saved_tensors
         fired = torch.isfinite(t_out)                                      # (B, n_out)
         s = t_out[:, :, None] - t_in[:, None, :]                           # (B, n_out, n_in)
         causal = fired[:, :, None] & torch.isfinite(t_in)[:, None, :] & (s > 0)
         s = torch.where(causal, s, torch.ones_like(s))
         k = torch.where(causal, kappa(s), torch.zeros_like(s))
         kd = torch.where(causal, kappa_dot(s), torch.zeros_like(s))
-        vdot = (w[None] * kd).sum(2)                                       # (B, n_out)
+        y = torch.exp(-torch.where(fired, t_out - ctx.t0, torch.zeros_like(t_out)) / TAU_MEM)
+        beta = torch.where(fired, 1 - y, torch.zeros_like(y))
+        beta_dot = torch.where(fired, y / TAU_MEM, torch.zeros_like(y))
+        vdot = (w[None] * kd).sum(2) + b[None] * beta_dot                  # (B, n_out)
         vdot = torch.where(vdot.abs() < ctx.vdot_min, torch.full_like(vdot, ctx.vdot_min), vdot)
         g = torch.where(fired, grad_out, torch.zeros_like(grad_out)) / vdot   # jump of the adjoint
         grad_w = -(g[:, :, None] * k).sum(0)
+        grad_b = -(g * beta).sum(0)
         grad_t = (g[:, :, None] * w[None] * kd).sum(1)
-        return grad_t, grad_w, None, None
+        return grad_t, grad_w, grad_b, None, None, None
 
 
 def input_times(x, hp: EventPropHyper):
-    """(N, n_in + 1) float64 times: latency code of x in [0, 1] (x = 0: never) and the bias spike at 0."""
-    x = torch.as_tensor(np.asarray(x, dtype=np.float64)).reshape(len(x), -1)
-    t = torch.where(x > 0, hp.t_in * (1.0 - x), torch.full_like(x, math.inf))
-    return torch.cat([t, torch.zeros(len(x), 1, dtype=t.dtype)], dim=1)
+    """(N, n_in + 1) float64 times: the latency code on the deployment grid (module docstring),
+    then the bias spike at 0."""
+    x = np.clip(np.asarray(x, dtype=np.float64).reshape(len(x), -1), 0.0, 1.0)
+    k = np.round((1.0 - x) * (hp.steps - 1))   # the encoder's step index (snncompile.encode.encode)
+    t = np.where(x > 0, k * hp.dt, np.inf)
+    return torch.as_tensor(np.concatenate([t, np.zeros((len(t), 1))], axis=1))
 
 
 def network_times(weights, t0, hp: EventPropHyper):
-    """Spike times of every layer (list of (B, n) tensors); each hidden layer gets a bias spike at 0."""
+    """Spike times of every layer (list of (B, n) tensors); weights (out, in + 2): inputs, bias
+    spike, membrane bias.  ``t0``: :func:`input_times`."""
     out, t = [], t0
     for i, w in enumerate(weights):
-        t = SpikeTimes.apply(t, w, hp.theta, hp.vdot_min)
+        t = SpikeTimes.apply(t, w[:, :-1], w[:, -1], hp.theta, hp.vdot_min, hp.t0)
         out.append(t)
         if i < len(weights) - 1:
             t = torch.cat([t, torch.zeros(len(t), 1, dtype=t.dtype)], dim=1)
     return out
 
 
-def first_spike_loss(t_out, y, hp: EventPropHyper):
+def first_spike_loss(t_out, y, hp: EventPropHyper, layers: int = 2):
     t = torch.where(torch.isfinite(t_out), t_out, torch.full_like(t_out, hp.t_silent).detach())
     ce = torch.nn.functional.cross_entropy(-t / hp.tau0, y)
     tl = t.gather(1, y[:, None])[:, 0]
-    return ce + hp.alpha * (torch.exp(tl / hp.tau1) - 1).mean()
+    loss = ce + hp.alpha * (torch.exp(tl / hp.tau1) - 1).mean()
+    if hp.late:
+        loss = loss + hp.late * (torch.clamp(tl - hp.t_end(layers), min=0) ** 2).mean()
+    return loss
 
 
 def decide_first(t_out) -> np.ndarray:
@@ -223,14 +257,40 @@ def _init(sizes, hp, g):
     for a, b in zip(sizes[:-1], sizes[1:]):
         fan = a + 1
         w = (torch.randn(b, fan, generator=g, dtype=torch.float64) * hp.init_std + hp.init_mean) * 4.0 / math.sqrt(fan)
-        ws.append(w.requires_grad_())
+        ws.append(torch.cat([w, torch.zeros(b, 1, dtype=w.dtype)], dim=1).requires_grad_())
     return ws
 
 
+def _fake_quant(quant_steps):
+    """The forward weights of :func:`train_eventprop` (identity without ``quant_steps``)."""
+    if quant_steps is None:
+        return lambda ws: ws
+    steps = [torch.as_tensor(np.asarray(q, dtype=np.float64)) for q in quant_steps]
+
+    def apply(ws):
+        out = []
+        for w, q in zip(ws, steps):
+            safe = torch.where(q > 0, q, torch.ones_like(q))
+            out.append(w + (torch.where(q > 0, torch.round(w / safe) * safe, w) - w).detach())
+        return out
+
+    return apply
+
+
 def train_eventprop(x_train, y_train, *, arch, epochs: int, batch_size: int = 64, seed: int = 0, profile=None,
-                    x_val=None, y_val=None, dataset_name: str = "", progress: bool = True, **hyper) -> EventPropResult:
+                    x_val=None, y_val=None, dataset_name: str = "", progress: bool = True, keep_best: bool = True,
+                    init_weights=None, quant_steps=None, **hyper) -> EventPropResult:
     """Train with EventProp (module docstring).  ``profile``: only recorded for the deployed
-    evaluation (training is float, continuous time)."""
+    evaluation (training is float, continuous time).  With validation data and ``keep_best``, the
+    weights returned are those of the epoch with the best validation accuracy (``val_acc``: output
+    spikes after the deployed run's end count as silent; the earliest epoch on ties;
+    ``history["best_epoch"]``), else those of the last epoch.
+
+    Fine-tuning for the chip: ``init_weights`` (a trained result's weights) replace the random
+    start, and ``quant_steps`` (per layer, one step per weight column, 0: not quantized; from
+    :func:`snncompile.train.eventprop_deploy.deployed_steps`) make the forward pass use the weights
+    rounded to that grid, w + (round(w / step) step - w) with the gradient passed straight through
+    to w.  The weights returned are then the rounded ones."""
     known = {f.name for f in dataclasses.fields(EventPropHyper)}
     unknown = sorted(set(hyper) - known)
     if unknown:
@@ -250,11 +310,14 @@ def train_eventprop(x_train, y_train, *, arch, epochs: int, batch_size: int = 64
     t0 = time.perf_counter()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        ws = _init(sizes, hp, g)
+        ws = _init(sizes, hp, g) if init_weights is None else \
+            [torch.tensor(np.asarray(w, dtype=np.float64)).requires_grad_() for w in init_weights]
+        fq = _fake_quant(quant_steps)
         opt = torch.optim.Adam(ws, lr=hp.lr)
         tin = input_times(x, hp)
         yt = torch.from_numpy(y)
         history = {"epoch": [], "loss": [], "train_acc": [], "val_acc": [], "silent_out": [], "time_s": []}
+        best = None
         bar = tqdm(range(1, epochs + 1), desc="EventProp", unit="epoch", disable=not progress, mininterval=0.5)
         for epoch in bar:
             lr = hp.lr * hp.lr_final ** ((epoch - 1) / max(epochs - 1, 1))
@@ -264,9 +327,9 @@ def train_eventprop(x_train, y_train, *, arch, epochs: int, batch_size: int = 64
             tot, correct, silent = 0.0, 0, 0.0
             for s in range(0, len(y), batch_size):
                 idx = perm[s:s + batch_size]
-                times = network_times(ws, tin[idx], hp)
+                times = network_times(fq(ws), tin[idx], hp)
                 tout = times[-1]
-                loss = first_spike_loss(tout, yt[idx], hp)
+                loss = first_spike_loss(tout, yt[idx], hp, len(ws))
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
@@ -285,12 +348,18 @@ def train_eventprop(x_train, y_train, *, arch, epochs: int, batch_size: int = 64
             history["silent_out"].append(silent / len(y))
             val = None
             if x_val is not None:
-                val = float((predict_continuous([w.detach() for w in ws], x_val, hp) == np.asarray(y_val)).mean())
+                wv = [w.detach() for w in fq(ws)]
+                val = float((predict_continuous(wv, x_val, hp, window=True) == np.asarray(y_val)).mean())
+                if keep_best and (best is None or val > best[0]):
+                    best = (val, epoch, [w.numpy().copy() for w in wv])
             history["val_acc"].append(val)
             history["time_s"].append(round(time.perf_counter() - t0, 3))
             bar.set_postfix(loss=f"{history['loss'][-1]:.3f}", acc=f"{history['train_acc'][-1]:.3f}",
                             val="-" if val is None else f"{val:.3f}")
-    weights = [w.detach().numpy().copy() for w in ws]
+    weights = [w.detach().numpy().copy() for w in fq(ws)]
+    if best is not None:
+        history["best_epoch"] = best[1]
+        weights = best[2]
     res = EventPropResult(sizes, weights, hp, int(seed), int(epochs), int(batch_size), history, {},
                           time.perf_counter() - t0, None if profile is None else str(profile))
     res.accuracy["train"] = float((predict_continuous(weights, x, hp) == y).mean())
@@ -299,124 +368,30 @@ def train_eventprop(x_train, y_train, *, arch, epochs: int, batch_size: int = 64
     return res
 
 
-def predict_continuous(weights, x, hp: EventPropHyper, batch_size: int = 1000, spikes: bool = False):
-    """Decisions of the continuous-time model (and, with ``spikes``, spikes per neuron per sample)."""
+def continuous_times(weights, x, hp: EventPropHyper, batch_size: int = 1000) -> list:
+    """Spike times of every layer of the continuous model, as (N, n) float64 arrays (inf: silent)."""
     ws = [torch.as_tensor(np.asarray(w, dtype=np.float64)) for w in weights]
     x = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
-    dec, fired = [], 0.0
+    parts = []
     with torch.no_grad():
         for s in range(0, len(x), batch_size):
-            times = network_times(ws, input_times(x[s:s + batch_size], hp), hp)
-            dec.append(decide_first(times[-1].numpy()))
-            fired += float(sum(torch.isfinite(t).sum() for t in times))
-    d = np.concatenate(dec)
+            parts.append([t.numpy() for t in network_times(ws, input_times(x[s:s + batch_size], hp), hp)])
+    return [np.concatenate([p[i] for p in parts]) for i in range(len(ws))]
+
+
+def predict_continuous(weights, x, hp: EventPropHyper, batch_size: int = 1000, spikes: bool = False,
+                       window: bool = False):
+    """Decisions of the continuous-time model (and, with ``spikes``, spikes per neuron per sample);
+    with ``window``, output spikes after the deployed run's end (``hp.t_end``) count as silent."""
+    times = continuous_times(weights, x, hp, batch_size)
+    t_out = np.where(times[-1] <= hp.t_end(len(times)), times[-1], np.inf) if window else times[-1]
+    d = decide_first(t_out)
     if spikes:
-        return d, fired / len(x) / sum(w.shape[0] for w in ws)
+        fired = sum(float(np.isfinite(t).sum()) for t in times)
+        return d, fired / len(d) / sum(t.shape[1] for t in times)
     return d
 
 
-# --------------------------------------------------------------------------------------------
-# NIR and the deployed evaluation
-
-
-def eventprop_to_nir(result: EventPropResult, input_shape, dataset_name: str) -> nir.NIRGraph:
-    """CubaLIF chain at dt = t_in / (steps - 1); input (n_in + 1,): the data then the bias channel
-    (feed x = 1: a latency spike at step 0).  A hidden layer's bias spike (at t = 0 in the trained
-    model) comes from that channel through its own Affine and a NIR Delay of (i - 1) dt, so that it
-    arrives with the same per-layer lag as the layer's other inputs (one step per connection).
-    ``snncompile compile`` cannot feed the bias channel from a bundled dataset (its inputs have n_in
-    features): evaluate deployment with :func:`evaluate_eventprop`."""
-    hp = result.hyper
-    ws = [np.asarray(w, dtype=np.float64) for w in result.weights]
-    n_in = ws[0].shape[1]  # data + bias channel
-    dt = hp.t_in / (hp.steps - 1)
-    nodes = {"input": nir.Input(input_type={"input": np.array([n_in])})}
-    edges = []
-    prev = "input"
-    for i, w in enumerate(ws, start=1):
-        n = w.shape[0]
-        pop = f"lif{i}"
-        nodes[pop] = nir.CubaLIF(tau_syn=np.full(n, TAU_SYN), tau_mem=np.full(n, TAU_MEM), r=np.ones(n),
-                                 v_leak=np.zeros(n), v_threshold=np.full(n, hp.theta), w_in=np.ones(n),
-                                 v_reset=np.zeros(n))
-        if i == 1:
-            nodes["fc1"] = nir.Affine(weight=w.copy(), bias=np.zeros(n))
-            edges += [("input", "fc1"), ("fc1", pop)]
-        else:
-            nodes[f"fc{i}"] = nir.Affine(weight=w[:, :-1].copy(), bias=np.zeros(n))
-            sel = np.zeros((n, n_in))
-            sel[:, -1] = w[:, -1]
-            nodes[f"fc{i}_bias"] = nir.Affine(weight=sel, bias=np.zeros(n))
-            nodes[f"fc{i}_bias_delay"] = nir.Delay(delay=np.full(n, dt * (i - 1)))
-            edges += [(prev, f"fc{i}"), (f"fc{i}", pop), ("input", f"fc{i}_bias"),
-                      (f"fc{i}_bias", f"fc{i}_bias_delay"), (f"fc{i}_bias_delay", pop)]
-        prev = pop
-    nodes["output"] = nir.Output(output_type={"output": np.array([ws[-1].shape[0]])})
-    edges.append((prev, "output"))
-    graph = nir.NIRGraph(nodes=nodes, edges=edges, metadata={}, type_check=False)
-    set_meta(graph, {
-        "format": FORMAT, "version": 1, "dt": dt,
-        "encoding": {"type": "latency", "steps": int(hp.steps), "seed": int(result.seed),
-                     "bias_channel": "last input: feed x = 1 (a spike at step 0)"},
-        "readout": {"type": "first_spike", "decision": "earliest output spike; compile's count readout differs"},
-        "run_steps": None, "delay_per_connection": 1, "data_shape": list(np.atleast_1d(input_shape)),
-        "trained_by": "eventprop", "eventprop": result.describe(), "dataset": dataset_name,
-        "accuracy": dict(result.accuracy),
-    })
-    return graph
-
-
-def with_bias_channel(x) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
-    return np.concatenate([x, np.ones((len(x), 1))], axis=1)
-
-
-def evaluate_eventprop(result: EventPropResult, x, y, profile: str | None = None, run_steps_extra: int = 40,
-                       calib_samples: int = 200, x_calib=None, steps: int | None = None):
-    """(continuous-time accuracy, spikes per neuron, extra) with extra holding, when a profile is
-    given (argument or the one trained with), the deployed fxsim accuracy (earliest-spike
-    decision), its agreement with the continuous model, and the float-reference (NIR Euler) ones.
-    ``x_calib``: the training samples that calibrate the quantizer (default: ``x`` itself);
-    ``steps``: deploy with this many latency steps instead of the trained ``hyper.steps`` (finer dt)."""
-    if steps is not None and steps != result.hyper.steps:
-        result = dataclasses.replace(result, hyper=dataclasses.replace(result.hyper, steps=int(steps)).check())
-    hp = result.hyper
-    y = np.asarray(y)
-    dec, spn = predict_continuous(result.weights, x, hp, spikes=True)
-    acc = float((dec == y).mean())
-    prof = profile or result.profile
-    extra = {}
-    if prof is None:
-        return acc, spn, extra
-    from ..encode import encode
-    from ..frontends.nir import read_spiking_graph, repair_graph
-    from ..lif.fixed import read_qlif, simulate_fixed
-    from ..lif.reference import simulate
-    from ..profile import load_profile
-    from ..quantize.lif import quantize_lif
-
-    graph = eventprop_to_nir(result, (result.sizes[0],), "")
-    dt = hp.t_in / (hp.steps - 1)
-    net = read_spiking_graph(repair_graph(graph, dt), dt)
-    xc = with_bias_channel(x if x_calib is None else x_calib)[:calib_samples]
-    qg, _ = quantize_lif(net, load_profile(prof), encode(xc, hp.steps, "latency", 0), 1)
-    xs = encode(with_bias_channel(x), hp.steps, "latency", 0)
-    T = hp.steps + net.depth + run_steps_extra
-    fx = simulate_fixed(read_qlif(qg), xs, t_total=T)
-    ro = net.readout
-    first = np.where(fx.first_step[ro] < 0, np.iinfo(np.int64).max, fx.first_step[ro])
-    dq = first.argmin(1)
-    ref = simulate(net, xs, t_total=T, record=False)
-    rfirst = getattr(ref, "first_step", None)
-    extra["deployed_accuracy"] = float((dq == y).mean())
-    extra["deployed_agreement"] = float((dq == dec).mean())
-    extra["deployed_count_accuracy"] = float((fx.scores.argmax(1) == y).mean())
-    if rfirst is not None and ro in rfirst:
-        rf = np.where(rfirst[ro] < 0, np.iinfo(np.int64).max, rfirst[ro])
-        extra["reference_accuracy"] = float((rf.argmin(1) == y).mean())
-    return acc, spn, extra
-
-
-__all__ = ["EventPropHyper", "EventPropResult", "SpikeTimes", "decide_first", "evaluate_eventprop",
-           "eventprop_to_nir", "first_spike_loss", "input_times", "network_times", "predict_continuous",
-           "spike_times_forward", "train_eventprop", "with_bias_channel"]
+__all__ = ["EventPropHyper", "EventPropResult", "SpikeTimes", "continuous_times", "decide_first",
+           "first_spike_loss", "input_times", "kappa", "kappa_dot", "network_times", "predict_continuous",
+           "spike_times_forward", "train_eventprop"]

@@ -2,9 +2,11 @@
 it (float and, with ``--profile``, the deployed integer forward pass = fxsim), write NIR.
 
 Writes ``output`` (.nir, the graph ``snncompile compile`` runs) and ``<output stem>.train.json``
-(history, accuracies, hyper-parameters, timings).  The final weights are those of the last epoch;
-the validation split (yinyang) or nothing is used for monitoring, the test split only for the
-final report.
+(history, accuracies, hyper-parameters, timings).  The final weights are those of the last epoch
+(BPTT) or of the best validation epoch (EventProp, when the dataset has a validation split:
+yinyang); the test split is used only for the final report.  EventProp with ``--profile``:
+float training, then ``QAT_EPOCHS`` epochs with the weights on the profile's grid
+(:func:`snncompile.train.eventprop_deploy.finetune_on_grid`).
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ METHODS = ("bptt", "eventprop")
 
 def train_lif_command(data, arch: str, method: str, epochs: int, batch_size: int, lr: float | None,
                       profile: str | None, seed: int, output: str, loss: str | None = None,
-                      spike_reg: float = 0.0, steps: int | None = None) -> tuple[dict, list[str]]:
+                      spike_reg: float = 0.0, steps: int | None = None,
+                      tau_syn: float | None = None) -> tuple[dict, list[str]]:
     """Run the whole command; returns the log dict (also written next to ``output``) and the lines
     the CLI prints."""
     from ..data import as_model_input
@@ -52,6 +55,8 @@ def train_lif_command(data, arch: str, method: str, epochs: int, batch_size: int
 
         if loss is not None:
             hyper["loss"] = loss
+        if tau_syn is not None:
+            hyper["tau_syn"] = float(tau_syn)
         res = train_bptt(x, data.y_train, arch=arch, epochs=epochs, batch_size=batch_size, seed=seed,
                          profile=profile, x_val=xv, y_val=yv, dataset_name=data.name, input_shape=input_shape,
                          spike_reg=float(spike_reg), **hyper)
@@ -69,18 +74,23 @@ def train_lif_command(data, arch: str, method: str, epochs: int, batch_size: int
         n_spk = sum(c.shape[1] for c in spiking)
         spn = float(sum(c.sum(1) for c in spiking).mean() / max(n_spk, 1))
     else:
-        if spike_reg:
-            raise InvalidModel("--spike-reg applies to --method bptt")
+        if spike_reg or tau_syn is not None:
+            raise InvalidModel("--spike-reg and --tau-syn apply to --method bptt")
         if loss not in (None, "first-spike"):
             raise InvalidModel(f"--method eventprop trains with the first-spike loss; --loss {loss} is for bptt")
-        from .eventprop import evaluate_eventprop, eventprop_to_nir, train_eventprop
+        from .eventprop import train_eventprop
+        from .eventprop_deploy import evaluate_eventprop, eventprop_to_nir, finetune_on_grid
 
         res = train_eventprop(x, data.y_train, arch=arch, epochs=epochs, batch_size=batch_size, seed=seed,
                               profile=profile, x_val=xv, y_val=yv, dataset_name=data.name, **hyper)
+        if profile is not None:  # fine-tune with the weights on the profile's grid (eventprop_deploy)
+            res = finetune_on_grid(res, x, data.y_train, profile, x_val=xv, y_val=yv)
+        if "inhibition" not in res.extra:  # calibrate it (finetune_on_grid calibrated and kept it)
+            eventprop_to_nir(res, input_shape, data.name, x_calib=x)
         acc, spn, extra = evaluate_eventprop(res, xt, data.y_test, x_calib=x)
         res.accuracy["test"] = acc
         res.accuracy.update({f"{k}_test": v for k, v in extra.items()})
-        graph = eventprop_to_nir(res, input_shape, data.name)
+        graph = eventprop_to_nir(res, input_shape, data.name)  # with the test accuracies in its metadata
     write_nir(graph, out)
     log = {"dataset": data.name, "arch": arch, "method": method, "monitor_split": "val" if xv is not None else None,
            method: {"accuracy": dict(res.accuracy), "history": res.history, "hyper": res.describe(),
@@ -94,7 +104,7 @@ def train_lif_command(data, arch: str, method: str, epochs: int, batch_size: int
         dep = (f"; deployed on {profile} (integer forward = fxsim): test {100 * acc['deployed_test']:.2f} %, "
                f"agreement with float {100 * acc['deployed_agreement_test']:.2f} %")
     elif "deployed_accuracy_test" in acc:
-        dep = (f"; deployed on {profile} fxsim (earliest output spike): test {100 * acc['deployed_accuracy_test']:.2f} %, "
+        dep = (f"; deployed on {profile} fxsim (the graph compile runs): test {100 * acc['deployed_accuracy_test']:.2f} %, "
                f"agreement with the continuous model {100 * acc['deployed_agreement_test']:.2f} %")
     lines = [f"{method.upper() if method == 'bptt' else 'EventProp'} {arch} on {data.name}: train "
              f"{100 * acc['train']:.2f} %, test {100 * acc['test']:.2f} %{dep} ({epochs} epochs, "

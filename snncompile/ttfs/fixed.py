@@ -7,9 +7,10 @@ Inputs and hidden activations travel as spike counts c in {0..K}.
 
 :func:`run_layer_closed` evaluates a population exactly whenever bounds prove that no u wraps
 and no v saturates during integration: one product for e >= 0; for e < 0 (Lava floors every
-step's sum) one product per arrival step over only the inputs that arrive then (a sparse 0/1 step
-matrix times the weights, in float32 where the sums stay below 2**24); max-pool populations in
-closed form.  :func:`run_layer_stepped` runs :func:`snncompile.neurons.ttfs.integer_step` step by
+step's sum) one sum of weight rows per (arrival step, sample) over only the inputs that arrive then
+(:func:`step_rows` groups the spiking inputs by step; torch's ``embedding_bag`` adds the rows, in
+float32 where the sums stay below 2**24), the per-sample wrap bound from the same floored sums
+unless the all-inputs bound already rules a wrap out; max-pool populations in closed form.  :func:`run_layer_stepped` runs :func:`snncompile.neurons.ttfs.integer_step` step by
 step (exact for every input) and serves the samples whose bounds cannot rule a wrap out.  The batch
 is split over a small thread pool with BLAS single-threaded inside (:func:`run_network`).
 
@@ -27,6 +28,7 @@ import nir
 import numpy as np
 import scipy.sparse as sp
 import torch
+import torch.nn.functional as F
 
 from ..arith import shift_exp
 from ..errors import InvalidModel
@@ -36,7 +38,8 @@ from .graph import TtfsLayer, TtfsNet
 
 DENSE_COMPOSITE_LIMIT = 4_000_000  # a non-Affine chain runs as an (in x out) matrix up to this many entries
 DENSE_COMPOSITE_DENSITY = 0.1       # ... when at least this fraction of them is nonzero
-CHUNK_ROWS = 128                    # samples per work item of the per-step products (fits the cache)
+DENSE_COUNTS = 0.4                  # step_rows sorts every entry when more than this share of inputs spike
+CHUNK_ELEMS = 1 << 20               # per-step sums per work item of the per-step products (fits the cache)
 BLAS_THREADS: int | None = 1        # BLAS threads inside run_network (None: leave BLAS as configured)
 
 
@@ -58,20 +61,34 @@ def parallel_map(fn, items: list) -> list:
     return list(_POOL.map(fn, items))
 
 
-def step_matrix(flat: np.ndarray, steps: int, dtype=np.float32) -> sp.csr_matrix:
-    """Inputs (n, in) counts -> the (K*n, in) 0/1 matrix whose row k*n + i marks the inputs of sample i
-    that spike at arrival step k (count K - k), as scipy CSR."""
+def step_rows(flat: np.ndarray, steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """Inputs (n, in) counts -> the CSR structure (indptr, indices) of the (K*n, in) 0/1 matrix whose
+    row k*n + i marks the inputs of sample i that spike at arrival step k (count K - k); both int32
+    where that suffices, else int64."""
     n_rows, n_in = flat.shape
-    small = flat.astype(np.uint8 if steps < 256 else np.int32, copy=False)
-    n, j = np.nonzero(small)
-    k = steps - small[n, j]
-    order = np.argsort(k, kind="stable")  # a radix sort on small ints; n stays ascending within a step
-    rows = k[order].astype(np.int64) * n_rows + n[order]
-    indptr = np.zeros(steps * n_rows + 1, np.int64)
+    small = np.ascontiguousarray(flat, dtype=np.uint8 if steps < 256 else np.int32).ravel()
+    idx_t = np.int32 if max(steps * n_rows + 1, small.size + 1) < 2 ** 31 else np.int64
+    nnz = np.count_nonzero(small)
+    if nnz > DENSE_COUNTS * small.size:  # mostly spiking: sort every entry by its step (silent ones last)
+        keys = small.dtype.type(steps) - small
+        idx = np.argsort(keys, kind="stable")[:nnz]  # a radix sort on small ints, stable: samples ascending
+        k = keys[idx]
+    else:
+        idx = np.flatnonzero(small)
+        k = steps - small[idx]
+        order = np.argsort(k, kind="stable")
+        idx, k = idx[order], k[order]
+    n, j = np.divmod(idx.astype(idx_t, copy=False), idx_t(n_in))
+    rows = k.astype(idx_t) * idx_t(n_rows) + n
+    indptr = np.zeros(steps * n_rows + 1, idx_t)
     np.cumsum(np.bincount(rows, minlength=steps * n_rows), out=indptr[1:])
-    idx_t = np.int32 if max(len(n), n_in) < 2 ** 31 else np.int64
-    return sp.csr_matrix((np.ones(len(n), dtype), j[order].astype(idx_t), indptr.astype(idx_t)),
-                         shape=(steps * n_rows, n_in))
+    return indptr, j
+
+
+def step_matrix(flat: np.ndarray, steps: int, dtype=np.float32) -> sp.csr_matrix:
+    """:func:`step_rows` as a scipy CSR matrix of ones in ``dtype``."""
+    indptr, indices = step_rows(flat, steps)
+    return sp.csr_matrix((np.ones(len(indices), dtype), indices, indptr), shape=(len(indptr) - 1, flat.shape[1]))
 
 
 class LinearMap:
@@ -113,6 +130,10 @@ class LinearMap:
             self._scaled = (exp, self.mat * np.asarray(2.0 ** exp, dtype=self.np_dtype))
         return self._scaled[1]
 
+    def scaled_tensor(self, exp: int) -> torch.Tensor:
+        """:meth:`scaled` as a torch tensor (shares its memory)."""
+        return torch.from_numpy(self.scaled(exp))
+
     @property
     def wt(self) -> torch.Tensor:
         if self._mat_t is None:
@@ -124,7 +145,7 @@ class LinearMap:
         x = np.asarray(x)
         if self.mat is not None:
             flat = x.reshape(len(x), -1)
-            step = max(CHUNK_ROWS, -(-len(x) // _workers()))
+            step = max(128, -(-len(x) // _workers()))
             parts = parallel_map(lambda i: (flat[i:i + step].astype(self.np_dtype) @ self.mat).astype(np.int64),
                                  list(range(0, len(x), step)))
             return np.concatenate(parts) if parts else np.zeros((0, self.n_out), np.int64)
@@ -132,10 +153,6 @@ class LinearMap:
         with torch.no_grad():
             y = apply_chain(self.ops, x, with_bias=False).reshape(len(x), -1)
         return y.numpy().astype(np.int64)
-
-    def absolute(self) -> LinearMap:
-        """The same map with weights |w|."""
-        return self.signed(0)
 
     def signed(self, sign: int) -> LinearMap:
         """The same map with weights max(w, 0) (sign +1), min(w, 0) (sign -1) or |w| (sign 0)."""
@@ -176,8 +193,14 @@ class LinearMap:
     def fanout(self) -> np.ndarray:
         """Synapses leaving each input neuron (nonzero entries per column)."""
         if self._fanout is None:
+            weighted = [n for _, n in self.ops if not isinstance(n, nir.Flatten)]
             if self.mat is not None:
                 self._fanout = (self.mat != 0).sum(axis=1)
+            elif len(weighted) == 1:  # one conv / pool: the column sums of its 0/1 mask, by one transposed pass
+                ops = [(k, _mask_node(n)) for k, n in self.ops]
+                x = torch.zeros((1, *self.in_shape), dtype=torch.float64, requires_grad=True)
+                apply_chain(ops, x, with_bias=False).sum().backward()
+                self._fanout = np.rint(x.grad.numpy().reshape(-1)).astype(np.int64)
             else:
                 mat = composite_matrix([(k, _signed_node(n, 0)) for k, n in self.ops], self.in_shape)
                 self._fanout = np.asarray((mat != 0).sum(axis=0)).ravel()
@@ -307,57 +330,93 @@ def run_layer_closed(layer: FixedLayer, counts_in: np.ndarray, ar: Arith, chunk_
             neg = lmap.signed(-1)(fired) << sh
             valid = ((pos <= m) & (neg > -m) & (bmax + K * np.maximum(pos, -neg) <= ar.vmax)).all(axis=1)
     else:
-        z = _integrate_floored(layer, counts_in, ar, chunk_elems)
-        # |u| <= sum_k |a_k| <= (|W| fired) / d + K, all << act_shift; first the all-inputs bound
+        # |u| <= sum_k |a_k| << act_shift at every step, v <= bias + K max |u|; first the all-inputs
+        # bound (|a_k| sums to at most |W| / d + K), else the per-sample sums of the floored steps
         worst = ((int(lmap.absrow) >> (-e)) + K) << ar.act_shift
-        if worst <= m - 1 and bmax + K * worst <= ar.vmax:
+        safe = worst <= m - 1 and bmax + K * worst <= ar.vmax
+        z, upk = _integrate_floored(layer, counts_in, ar, chunk_elems, need_bound=not safe)
+        if safe:
             valid = np.ones(N, bool)
         else:
-            fired = (counts_in > 0).astype(np.float32)
-            upk = ((lmap.absolute()(fired) >> (-e)) + K) << ar.act_shift
-            valid = ((upk <= m - 1) & (bmax + K * upk <= ar.vmax)).all(axis=1)
+            upk = upk << ar.act_shift
+            valid = (upk <= m - 1) & (bmax + K * upk <= ar.vmax)
     zeros = np.zeros(N, dtype=np.int64)
     if layer.role == "readout":
         return LayerOut(None, np.zeros((N, *layer.out_shape), np.int64), z, zeros, zeros.copy()), valid
-    step, counts, sats = fire_closed(layer.params, z, ar.vmax)
+    step, counts, sats = fire_in_chunks(layer.params, z, ar.vmax)
     return LayerOut(step, counts.reshape((N, *layer.out_shape)), z, zeros, sats), valid
 
 
-def _integrate_floored(layer: FixedLayer, counts_in: np.ndarray, ar: Arith, chunk_elems: int) -> np.ndarray:
-    """v(t_in_end) = beta + sum_k (K - k) floor(y_k / d) << act_shift for e < 0 (no wraps assumed),
-    y_k the sum over the inputs that arrive at step k; (N, neurons) int64."""
+def fire_in_chunks(params: TtfsParams, z: np.ndarray, vmax: int):
+    """:func:`snncompile.neurons.ttfs.fire_closed` over row chunks on the thread pool (small temporaries:
+    no fresh pages per call)."""
+    N, n = z.shape
+    rows = max(1, min(CHUNK_ELEMS // (8 * max(n, 1)), -(-N // _workers())))
+    if rows >= N:
+        return fire_closed(params, z, vmax)
+    step, counts, sats = np.empty_like(z), np.empty_like(z), np.empty(N, np.int64)
+
+    def one(i):
+        step[i:i + rows], counts[i:i + rows], sats[i:i + rows] = fire_closed(params, z[i:i + rows], vmax)
+
+    parallel_map(one, list(range(0, N, rows)))
+    return step, counts, sats
+
+
+def _integrate_floored(layer: FixedLayer, counts_in: np.ndarray, ar: Arith, chunk_elems: int,
+                       need_bound: bool = True):
+    """For e < 0 (no wraps assumed): v(t_in_end) = beta + sum_k (K - k) floor(y_k / d) << act_shift,
+    y_k the sum over the inputs that arrive at step k; (N, neurons) int64.  Also (``need_bound``; else
+    zeros), per sample, the largest sum_k |floor(y_k / d)| over the neurons (N,) int64: the bound on
+    |u| / 2**act_shift."""
     N, K, lmap = len(counts_in), layer.steps, layer.map
     d = 1 << (-layer.weight_exp)
     # the weighted sum of floored step sums is exact in float32 when below 2**24
     exact32 = lmap.np_dtype == np.float32 and K * (lmap.absrow / d + K) < 2 ** 24
     wdt = np.float32 if exact32 else np.float64
     weights = np.arange(K, 0, -1).astype(wdt)  # slot k is integrated for K - k steps
-    rows = max(1, min(chunk_elems // max(1, K * layer.neurons), CHUNK_ROWS if lmap.mat is not None else N,
+    ones = np.ones(K, wdt)
+    per_row = max(1, K * layer.neurons)
+    rows = max(1, min(chunk_elems // per_row, max(1, CHUNK_ELEMS // per_row) if lmap.mat is not None else N,
                       -(-N // _workers())))
     z = np.empty((N, layer.neurons), np.int64)
+    bound = np.zeros(N, np.int64)
 
     def one(i):
         c = counts_in[i:i + rows]
         n = len(c)
         if lmap.mat is not None:
-            # W * 2**e is exact (a power of two), so each step's product is y_k / d exactly
-            y = step_matrix(c.reshape(n, -1), K, lmap.np_dtype) @ lmap.scaled(layer.weight_exp)  # (K*n, out)
+            # W * 2**e is exact (a power of two), so each step's sum is y_k / d exactly; the sums of
+            # weight rows per (step, sample) as one embedding-bag sum (faster than scipy's sparse product)
+            indptr, indices = step_rows(c.reshape(n, -1), K)
+            y = F.embedding_bag(torch.from_numpy(indices), lmap.scaled_tensor(layer.weight_exp),
+                                torch.from_numpy(indptr[:-1]), mode="sum").numpy()  # (K*n, out)
             np.floor(y, out=y)
-            acc = np.einsum("k,km->m", weights, y.reshape(K, -1).astype(wdt, copy=False))  # no BLAS threads
+            y = y.reshape(K, -1).astype(wdt, copy=False)
+            acc = weights @ y  # BLAS single-threaded here (run_network)
+            mag = ones @ np.abs(y, out=y) if need_bound else None
         else:
             with torch.no_grad():
                 lv = lmap.levels(c, K, as_tensor=True, level_major=True)  # (K, n, out)
                 a = torch.floor(lv / d).reshape(K, -1).to(torch.float32 if exact32 else torch.float64)
                 acc = torch.einsum("k,km->m", torch.from_numpy(weights), a).numpy()
+                mag = a.abs_().sum(0).numpy() if need_bound else None
         z[i:i + n] = layer.bias[None, :] + (acc.reshape(n, -1).astype(np.int64) << ar.act_shift)
+        if mag is not None:
+            bound[i:i + n] = mag.reshape(n, -1).max(axis=1, initial=0)
 
     starts = list(range(0, N, rows))
-    if lmap.mat is not None:
-        parallel_map(one, starts)
+    if lmap.mat is not None:  # our threads split the batch: torch's own threads would only contend
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            parallel_map(one, starts)
+        finally:
+            torch.set_num_threads(threads)
     else:  # torch's own threads run the convolutions
         for i in starts:
             one(i)
-    return z
+    return z, bound
 
 
 def maxpool_closed(layer: FixedLayer, counts_in: np.ndarray, ar: Arith) -> LayerOut | None:
@@ -407,6 +466,17 @@ def maxpool_closed(layer: FixedLayer, counts_in: np.ndarray, ar: Arith) -> Layer
     counts = output_counts(layer.params, step).reshape((N, *layer.out_shape))
     zeros = np.zeros(N, dtype=np.int64)
     return LayerOut(step, counts, z, zeros, zeros.copy())
+
+
+def _mask_node(node):
+    """A copy of a linear node with weights 1 where w != 0, else 0 (pools and flattens unchanged)."""
+    import copy
+
+    if not hasattr(node, "weight"):
+        return node
+    out = copy.copy(node)
+    out.weight = (np.asarray(node.weight) != 0).astype(np.float64)
+    return out
 
 
 def _signed_node(node, sign: int):

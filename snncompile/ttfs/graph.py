@@ -11,11 +11,10 @@ from dataclasses import dataclass, field
 
 import nir
 import numpy as np
-import torch
 
 from ..errors import InvalidModel
 from ..ir import get_meta
-from ..nirops import LINEAR_NODES, apply_chain
+from ..nirops import LINEAR_NODES, chain_shape
 from .convert import FORMAT
 
 ROLES = ("hidden", "maxpool", "readout")
@@ -110,9 +109,7 @@ def parse_ttfs(graph: nir.NIRGraph) -> TtfsNet:
         if role not in ROLES:
             raise InvalidModel(f"node {name!r} ({type(node).__name__}) is neither a linear node nor a TTFS "
                                f"neuron (metadata role {role!r})")
-        with torch.no_grad():
-            out = apply_chain(ops, torch.zeros((1, *in_shape), dtype=torch.float64))
-        out_shape = tuple(out.shape[1:])
+        out_shape = chain_shape(ops, in_shape)
         layers.append(TtfsLayer(name, role, node, get_meta(node), ops, in_shape, out_shape))
         ops, in_shape = [], out_shape
     if ops:

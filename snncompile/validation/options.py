@@ -92,6 +92,9 @@ def check_compile_options(opts, *, where: str = "") -> None:
                 raise InvalidModel(f"{flag(name)}: {why} (every swept value)")
     if not getattr(opts, "targets", ("reference",)):
         raise InvalidModel("--target: give at least one target")
+    if getattr(opts, "ray_address", None) and not getattr(opts, "ray", False):
+        raise InvalidModel(f"--ray-address {opts.ray_address}: also give --ray (sweeps and evaluations run "
+                           "serially without it)")
 
 
 def check_arch(spec: str) -> None:
