@@ -20,6 +20,7 @@ are checked against are one simulator and share their bounds.
 
 from __future__ import annotations
 
+import functools
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -43,6 +44,7 @@ CHUNK_ELEMS = 1 << 20               # per-step sums per work item of the per-ste
 BLAS_THREADS: int | None = 1        # BLAS threads inside run_network (None: leave BLAS as configured)
 
 
+@functools.cache
 def _workers() -> int:
     return max(1, min(2, os.cpu_count() or 1))
 
