@@ -228,6 +228,30 @@ def test_tiny_cnn_with_maxpool_and_avgpool_is_bit_exact(lava):
     assert run.layers[1].spikes.sum() > 0  # the max-pool fired
 
 
+def test_min_pool_channels_are_bit_exact(lava):
+    """A BatchNorm with negative scale before a max-pool: those channels min-pool (fire on u once the
+    window is complete); Lava's process runs the same integer_step rule."""
+    from snncompile.frontends.torch import from_torch
+
+    gen = torch.Generator().manual_seed(0)
+    torch.manual_seed(0)
+    bn = nn.BatchNorm2d(3)
+    with torch.no_grad():
+        bn.running_var.uniform_(0.5, 2.0, generator=gen)
+        bn.weight.copy_(torch.tensor([0.8, -1.2, -0.6]))
+    net = nn.Sequential(nn.Conv2d(1, 3, 3, padding=1), nn.ReLU(), bn.eval(), nn.MaxPool2d(2), nn.Conv2d(3, 4, 2),
+                        nn.ReLU(), nn.Flatten(), nn.Linear(16, 3)).eval()
+    x = np.random.default_rng(0).random((30, 1, 6, 6)).astype(np.float32)
+    x[:3, :, :2] = 0.0  # windows that never complete
+    q, _ = quantize_ttfs(convert(from_torch(net, (1, 6, 6)), x), PROFILE, 8, x)
+    assert get_meta(q.nodes["maxpool1_1"])["min_channels"] == [1, 2]
+    xs = x[:6]
+    fx = fxsim(q, xs)
+    run = run_target(lava, q, xs)
+    assert_same(run, fx)
+    assert run.layers[1].spikes.sum() > 0
+
+
 def test_wrap_and_saturation_and_off_grid_weights_are_bit_exact(lava):
     """Weights of +-254 at exponent 7 wrap u (24 bits) and saturate v; odd (off-grid) readout weights
     need two Lava connection parts.  Lava still matches fxsim bit for bit."""

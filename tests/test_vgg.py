@@ -2,7 +2,8 @@
 
 BatchNorm after a ReLU folds into the next conv even when that conv pads: the border taps
 miss their share of the BN shift, which a per-position bias (BiasMap) restores exactly.  A
-positive BN scale commutes with a max-pool; a negative one would need a min-pool and is refused.
+positive BN scale commutes with a max-pool; on channels with a negative one the max-pool becomes a
+min-pool (max(s x + t) = s min(x) + t), run by min-pool neurons that fire at their latest input.
 """
 
 import json
@@ -14,7 +15,7 @@ from click.testing import CliRunner
 from torch import nn
 
 from snncompile.cli import main
-from snncompile.errors import InvalidModel, UnsupportedOperator
+from snncompile.errors import InvalidModel
 from snncompile.frontends.canonical import BiasMap, check_canonical
 from snncompile.frontends.torch import from_torch
 from snncompile.ir import get_meta
@@ -87,13 +88,55 @@ def test_negative_bn_scale_before_padded_conv_is_exact():
     _exact(_vgg(seed=3, negative_before_conv=(0, 2)), (3, 8, 8))
 
 
-def test_negative_bn_scale_before_maxpool_is_refused():
-    gen = torch.Generator().manual_seed(0)
-    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), _bn(4, gen, negative=(1,)), nn.MaxPool2d(2),
-                        nn.Flatten(), nn.Linear(64, 3)).eval()
-    with pytest.raises(UnsupportedOperator, match=r"negative scale .*channel\(s\) 1\b.*min-pool") as e:
-        from_torch(net, (3, 8, 8))
-    assert "'2'" in str(e.value)  # the BatchNorm's layer name
+def _neg_pool_net(seed=0, negative=(1, 3)):
+    gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), _bn(4, gen, negative=negative), nn.MaxPool2d(2),
+                         nn.Conv2d(4, 5, 3), nn.ReLU(), nn.Flatten(), nn.Linear(20, 3)).eval()
+
+
+def test_negative_bn_scale_before_maxpool_min_pools_those_channels_exactly():
+    """max(s x + t) = s min(x) + t for s < 0: those channels become min-pool neurons (latest spike)."""
+    from snncompile.frontends.canonical import SignedMaxPool2d
+
+    model = _exact(_neg_pool_net(), (3, 8, 8))
+    pools = [m for m in model.net if isinstance(m, SignedMaxPool2d)]
+    assert len(pools) == 1 and pools[0].min_channels == (1, 3)
+    graph = convert(model, np.random.default_rng(0).random((16, 3, 8, 8)))
+    assert get_meta(graph.nodes["maxpool1_1"])["min_channels"] == [1, 3]
+
+
+def test_min_pool_in_the_fine_tuning_model_and_refused_by_norse():
+    from snncompile.targets import run_target
+    from snncompile.train.finetune import TtfsModule
+
+    x = np.random.default_rng(4).random((20, 3, 8, 8))
+    graph = convert(from_torch(_neg_pool_net(seed=4), (3, 8, 8)), x)
+    logits, _, _ = TtfsModule(graph)(torch.as_tensor(x, dtype=torch.float64))
+    assert np.abs(logits.detach().numpy() - simulate(parse_ttfs(graph), x).logits).max() < 1e-9
+    with pytest.raises(InvalidModel, match="min-pools channels"):
+        run_target("norse", graph, x[:2])
+
+
+@pytest.mark.parametrize("K", [4, 16])
+def test_min_pool_closed_form_equals_the_neuron_program(K):
+    """fxsim: the min-pool closed form (count = the window's smallest, none if an input is silent)
+    equals integer_step run step by step, which fires on u once the whole window has arrived."""
+    from snncompile.profile import load_profile
+    from snncompile.quantize.ttfs import quantize_ttfs
+    from snncompile.targets import run_target
+
+    model = from_torch(_neg_pool_net(seed=2), (3, 8, 8))
+    x = np.random.default_rng(3).random((40, 3, 8, 8))
+    x[:10, :, :4] = 0.0  # silent inputs: some min-pool windows never complete
+    q, _ = quantize_ttfs(convert(model, x), load_profile("loihi2"), K, x)
+    auto = run_target("fxsim", q, x, mode="auto")
+    step = run_target("fxsim", q, x, mode="stepped")
+    assert np.array_equal(auto.raw_logits, step.raw_logits)
+    for la, lb in zip(auto.layers, step.layers):
+        assert np.array_equal(la.times, lb.times), la.name
+    ref = run_target("reference", convert(model, x), x)
+    assert np.mean(auto.decisions == ref.decisions) >= 0.9
 
 
 def test_positive_bn_through_maxpool_and_avgpool_is_exact():
@@ -237,3 +280,15 @@ def test_spike_budget_search(digits_small):
     assert sb["chosen_spikes"] == min(r["spikes_per_hidden_neuron"] for r in sb["runs"])
     with pytest.raises(InvalidModel, match="spike-budget"):
         finetune_spike_budget(g, x, y, budget=0.0, profile=prof, steps=8)
+
+
+@pytest.mark.parametrize("bad", [[7], [1, 1], ["1"], 1, [True]])
+def test_bad_min_channels_metadata_is_a_clear_error(bad):
+    from snncompile.ir import set_meta
+
+    graph = convert(from_torch(_neg_pool_net(), (3, 8, 8)), np.random.default_rng(0).random((8, 3, 8, 8)))
+    meta = dict(get_meta(graph.nodes["maxpool1_1"]))
+    meta["min_channels"] = bad
+    set_meta(graph.nodes["maxpool1_1"], meta)
+    with pytest.raises(InvalidModel, match="maxpool1_1.*min_channels"):
+        parse_ttfs(graph)

@@ -1,8 +1,9 @@
 """The canonical ANN form every later stage reads, its checker, and BatchNorm folding.
 
 A canonical network is an ``nn.Sequential`` whose children are only ``nn.Linear``,
-``nn.Conv2d``, ``nn.ReLU``, ``nn.Flatten``, ``nn.AvgPool2d``, ``nn.MaxPool2d`` and
-:class:`BiasMap` (a per-position bias right after a Conv2d, from a folded BatchNorm): a chain of
+``nn.Conv2d``, ``nn.ReLU``, ``nn.Flatten``, ``nn.AvgPool2d``, ``nn.MaxPool2d`` (or
+:class:`SignedMaxPool2d`) and :class:`BiasMap` (a per-position bias right after a Conv2d, from a
+folded BatchNorm): a chain of
 affine maps, ReLUs and pools, which is what the exact ReLU -> TTFS mapping needs
 (DESIGN.md section 3).  Rules, checked by :func:`check_canonical`:
 
@@ -29,12 +30,13 @@ is folded into an affine layer:
   conversion reads the two as one per-neuron bias (every neuron has its own threshold anyway,
   DESIGN.md section 3: padding makes thresholds position-dependent).
 * across a pool: an average pool (no padding) commutes with the per-channel map exactly; a
-  max-pool commutes with it only where s >= 0 (max(s x + t) = s max(x) + t).  A channel with
-  s < 0 would need a *min*-pool (max(s x + t) = s min(x) + t): in TTFS the latest spike, silent if
-  any input is silent.  Moving the sign into the next layer's weights does not help (the pool
-  still has to pick the smallest input), and the integer B1 neuron that runs max-pools on the
-  targets fires on the first input, so that case is refused, naming the BN and its channels.
-  Train with a positive BN scale (e.g. clamp gamma >= 0) or put the BatchNorm after the pool.
+  max-pool commutes with it where s >= 0 (max(s x + t) = s max(x) + t); a channel with s < 0
+  needs a *min*-pool (max(s x + t) = s min(x) + t), so the pool becomes a :class:`SignedMaxPool2d`
+  that min-pools those channels (in TTFS: the latest spike, silent if any input is silent;
+  docs/ttfs_neuron.md).
+
+Longer than 400 lines: the canonical form, its checks and the BatchNorm folds (into the previous
+layer, the next one with its border map, and through pools) are one set of rules about one chain.
 """
 
 from __future__ import annotations
@@ -66,11 +68,32 @@ class BiasMap(nn.Module):
         return f"shape={tuple(self.bias.shape)}"
 
 
-CANONICAL_TYPES = (nn.Linear, nn.Conv2d, nn.ReLU, nn.Flatten, nn.AvgPool2d, nn.MaxPool2d, BiasMap)
+class SignedMaxPool2d(nn.MaxPool2d):
+    """A MaxPool2d that min-pools the channels in ``min_channels``: what a max-pool computes after a
+    BatchNorm with a negative scale s on those channels, once the BatchNorm is moved behind it,
+    max(s x + t) = s min(x) + t.  The TTFS network runs these channels as min-pool neurons (the
+    latest input spike wins; docs/ttfs_neuron.md)."""
+
+    def __init__(self, pool: nn.MaxPool2d, min_channels):
+        super().__init__(pool.kernel_size, pool.stride, pool.padding, pool.dilation, pool.return_indices,
+                         pool.ceil_mode)
+        self.min_channels = tuple(int(c) for c in min_channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = super().forward(x)
+        if self.min_channels:
+            idx = list(self.min_channels)
+            y = y.clone()
+            y[:, idx] = -super().forward(-x[:, idx])
+        return y
+
+
+CANONICAL_TYPES = (nn.Linear, nn.Conv2d, nn.ReLU, nn.Flatten, nn.AvgPool2d, nn.MaxPool2d, SignedMaxPool2d, BiasMap)
 AFFINE_TYPES = (nn.Linear, nn.Conv2d)
 FOLDABLE_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d)
 REMOVED_TYPES = (nn.Dropout, nn.Identity)
-SUPPORTED_MODULES = [t.__name__ for t in CANONICAL_TYPES + FOLDABLE_TYPES + REMOVED_TYPES if t is not BiasMap]
+SUPPORTED_MODULES = [t.__name__ for t in CANONICAL_TYPES + FOLDABLE_TYPES + REMOVED_TYPES
+                     if t not in (BiasMap, SignedMaxPool2d)]  # ours: made by canonicalize, not given by users
 
 
 @dataclass
@@ -213,7 +236,8 @@ def _copy_layer(lname: str, m: nn.Module, where: str) -> nn.Module:
         return nn.AvgPool2d(m.kernel_size, m.stride, m.padding, m.ceil_mode, m.count_include_pad,
                             m.divisor_override)
     elif isinstance(m, nn.MaxPool2d):
-        return nn.MaxPool2d(m.kernel_size, m.stride, m.padding, m.dilation, m.return_indices, m.ceil_mode)
+        pool = nn.MaxPool2d(m.kernel_size, m.stride, m.padding, m.dilation, m.return_indices, m.ceil_mode)
+        return SignedMaxPool2d(pool, m.min_channels) if getattr(m, "min_channels", ()) else pool
     else:
         raise UnsupportedOperator(type(m).__name__, lname, SUPPORTED_MODULES, where)
     with torch.no_grad():
@@ -280,20 +304,18 @@ def _fold_into_next(lname: str, layer: nn.Module, s: torch.Tensor, t: torch.Tens
     return BiasMap(border)
 
 
-def _through_pool(lname: str, pool: nn.Module, s: torch.Tensor, t: torch.Tensor, bn_name: str,
-                  out_shape: tuple, where: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """Move a per-channel map y = s*x + t from before ``pool`` to after it (exact, see docstring)."""
+def _through_pool(pool: nn.Module, s: torch.Tensor, t: torch.Tensor,
+                  out_shape: tuple) -> tuple[torch.Tensor, torch.Tensor, nn.Module]:
+    """Move a per-channel map y = s*x + t from before ``pool`` to after it (exact, see docstring);
+    returns (s, t, the pool to keep): a max-pool becomes a :class:`SignedMaxPool2d` on the channels
+    where s < 0."""
     s_c, t_c = s[:, 0, 0], t[:, 0, 0]
     if isinstance(pool, nn.MaxPool2d) and bool((s_c < 0).any()):
-        neg = [int(c) for c in torch.nonzero(s_c < 0).reshape(-1)]
-        shown = ", ".join(map(str, neg[:8])) + (", ..." if len(neg) > 8 else "")
-        raise UnsupportedOperator(
-            f"BatchNorm with a negative scale (gamma/sqrt(var+eps) < 0 on channel(s) {shown}) before the "
-            f"MaxPool2d {lname!r}: max(s*x + t) = s*min(x) + t needs a min-pool (the latest spike), which the "
-            "TTFS max-pool neuron (earliest spike wins) cannot compute; train with gamma >= 0 or put the "
-            "BatchNorm after the pool", bn_name, SUPPORTED_MODULES, where)
+        before = set(getattr(pool, "min_channels", ()))
+        neg = {int(c) for c in torch.nonzero(s_c < 0).reshape(-1)}
+        pool = SignedMaxPool2d(pool, sorted(before ^ neg))  # a second negative map flips a channel back
     view = (-1, 1, 1)
-    return s_c.view(view).expand(out_shape).clone(), t_c.view(view).expand(out_shape).clone()
+    return s_c.view(view).expand(out_shape).clone(), t_c.view(view).expand(out_shape).clone(), pool
 
 
 def _set_affine(layer: nn.Module, w: torch.Tensor, b: torch.Tensor) -> None:
@@ -352,8 +374,8 @@ def canonicalize(layers: list[tuple[str, nn.Module]], input_shape, name: str = "
             elif isinstance(new, nn.Flatten):
                 pending = (s.reshape(-1), t.reshape(-1), bn_name)
             elif isinstance(new, (nn.MaxPool2d, nn.AvgPool2d)):
-                pending = (*_through_pool(lname, new, s, t, bn_name, run_layer(lname, new, shape, where), where),
-                           bn_name)
+                s, t, new = _through_pool(new, s, t, run_layer(lname, new, shape, where))
+                pending = (s, t, bn_name)
             else:
                 raise UnsupportedOperator(
                     f"BatchNorm followed by {kind} ({lname!r}): a BatchNorm that does not follow a "

@@ -7,8 +7,10 @@ Float (window units; the input window is [0, 1]).  A hidden neuron of layer n wi
 
 so it crosses the threshold V = B once, at t = t_min + B - V(t_min) (clipped to t_min from
 below; no spike if t >= t_max): its activation t_max - t = clip(V(t_min), 0, B) is the
-clipped ReLU of the pre-activation.  A max-pool neuron fires at its earliest input; the
-readout never fires and V(t_min) is the logit.  (:func:`float_spike_time`.)
+clipped ReLU of the pre-activation.  A max-pool neuron fires at its earliest input (a min-pool
+neuron, on a channel whose BatchNorm scale is negative, at its latest: once every input of its
+window has arrived, none if one never does); the readout never fires and V(t_min) is the logit.
+(:func:`float_spike_time`.)
 
 Integer (steps t = 1..T of one sample; u, v are ``state_bits`` wide; a = the Dense output
 of the previous step's spikes, already shifted by the weight exponent).  Per step, in order:
@@ -84,11 +86,14 @@ def float_spike_time(v_tmin: np.ndarray, t_min: float, t_max: float, B: float | 
 
 
 def integer_step(u, v, fired, a, t: int, p: TtfsParams, state_bits: int, act_shift: int,
-                 wraps=None, sats=None):
+                 wraps=None, sats=None, u_threshold=None):
     """One step of the integer program (module docstring) on arrays of any shape.
 
     ``a``: this step's Dense output (int64, same shape as u); ``t``: step within the sample;
-    ``wraps`` / ``sats``: optional (N,) int64 counters, incremented per row.  Returns
+    ``wraps`` / ``sats``: optional (N,) int64 counters, incremented per row.  ``u_threshold``:
+    None, or per neuron (last axis) an int, >= 0 for a min-pool neuron, which fires on
+    u > u_threshold instead of v > theta (with u_threshold = (k*k - 1) << act_shift: once all k*k
+    inputs of its window have arrived, i.e. at its latest input), -1 for the others.  Returns
     (u, v, fired, s).
     """
     if t <= p.t_in_end:
@@ -97,7 +102,11 @@ def integer_step(u, v, fired, a, t: int, p: TtfsParams, state_bits: int, act_shi
     elif p.fire_start <= t <= p.fire_end:
         v = saturate(v + p.slope, state_bits, sats)
     if p.fires and p.fire_start <= t <= p.fire_end:
-        s = (v > p.threshold) & ~fired
+        cross = v > p.threshold
+        if u_threshold is not None:
+            ut = np.asarray(u_threshold, dtype=np.int64)
+            cross = np.where(ut >= 0, u > ut, cross)
+        s = cross & ~fired
         fired = fired | s
         v = np.where(s, 0, v)
     else:

@@ -23,7 +23,7 @@ import nir
 import numpy as np
 import torch
 
-from ..errors import TargetUnavailable
+from ..errors import InvalidModel, TargetUnavailable
 from .base import LayerRun, Run, RunRequest, Target, decide
 
 
@@ -134,6 +134,10 @@ class NorseTarget(Target):
         from ..ttfs.graph import parse_ttfs
 
         net = parse_ttfs(graph)
+        mins = [la.name for la in net.layers if la.meta.get("min_channels")]
+        if mins:
+            raise InvalidModel(f"target 'norse': population {mins[0]!r} min-pools channels (a negative BatchNorm "
+                               "scale before a max-pool); norse has no neuron that fires at its latest input")
         dt = dt or 1.0 / 16
         t_end = net.readout.meta["t_min"]
         T = int(np.ceil(t_end / dt)) + 1

@@ -96,6 +96,7 @@ class TtfsModule(nn.Module):
                 self.biases[layer.name] = nn.Parameter(torch.as_tensor(b.reshape(-1)))
             if layer.role == "hidden":
                 spec["B"] = float(layer.meta["B"])
+            spec["min_channels"] = [int(c) for c in layer.meta.get("min_channels", ())]
             self.layers.append(spec)
 
     # -- parameters of the quantized form ---------------------------------------------------------
@@ -195,7 +196,13 @@ class TtfsModule(nn.Module):
         for spec in self.layers:
             if spec["role"] == "maxpool":
                 (_, pool), = spec["ops"]
-                a = F.max_pool2d(a, pair(pool.kernel_size), pair(pool.stride))
+                k, st = pair(pool.kernel_size), pair(pool.stride)
+                mins = spec["min_channels"]
+                pooled = F.max_pool2d(a, k, st)
+                if mins:  # min-pool channels (a negative BatchNorm scale before the pool)
+                    pooled = torch.cat([pooled[:, c:c + 1] if c not in mins else -F.max_pool2d(-a[:, c:c + 1], k, st)
+                                        for c in range(a.shape[1])], dim=1)
+                a = pooled
                 if mode == "hil":
                     c = torch.as_tensor(hw["counts"][spec["name"]], dtype=torch.float64).reshape(a.shape)
                     a = c * prev_B / K + (a - a.detach())  # the target's value, the float gradient

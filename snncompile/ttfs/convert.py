@@ -217,7 +217,10 @@ def convert(model: AnnModel, x_calib: np.ndarray, zeta: float = 0.5) -> nir.NIRG
                 nodes[sum_name] = nir.SumPool2d(kernel_size=np.array(k), stride=np.array(s), padding=np.array((0, 0)))
                 shape = (shape[0], (shape[1] - k[0]) // s[0] + 1, (shape[2] - k[1]) // s[1] + 1)
                 mp = nir.IF(r=np.ones(shape), v_threshold=np.full(shape, 0.5), v_reset=np.zeros(shape))
-                set_meta(mp, {"role": "maxpool", "t_min": t_min, "t_max": t_max, "fire_once": True, "source": src})
+                pmeta = {"role": "maxpool", "t_min": t_min, "t_max": t_max, "fire_once": True, "source": src}
+                if getattr(pool, "min_channels", ()):  # channels behind a negative BatchNorm scale: min-pool
+                    pmeta["min_channels"] = [int(c) for c in pool.min_channels]
+                set_meta(mp, pmeta)
                 nodes[mp_name] = mp
                 edges += [(prev, sum_name), (sum_name, mp_name)]
                 prev = mp_name

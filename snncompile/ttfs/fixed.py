@@ -227,11 +227,24 @@ class FixedLayer:
     t_in_end: int
     fire_start: int
     fire_end: int
+    min_channels: tuple = ()  # max-pool populations: channels that min-pool (a negative BatchNorm scale)
     _map: LinearMap | None = field(default=None, repr=False)
 
     @property
     def neurons(self) -> int:
         return int(np.prod(self.out_shape))
+
+    def u_threshold(self, act_shift: int) -> np.ndarray | None:
+        """Per neuron, (k*k - 1) << act_shift for min-pool neurons (fire once the whole window has
+        arrived), -1 for the others; None without min-pool channels
+        (:func:`snncompile.neurons.ttfs.integer_step`)."""
+        if not self.min_channels:
+            return None
+        (_, pool), = self.ops
+        k = np.broadcast_to(np.asarray(pool.kernel_size, dtype=np.int64).ravel(), (2,))
+        per_channel = np.full(self.out_shape[0], -1, np.int64)
+        per_channel[list(self.min_channels)] = (int(k[0] * k[1]) - 1) << act_shift
+        return np.repeat(per_channel, int(np.prod(self.out_shape[1:])))
 
     @property
     def params(self) -> TtfsParams:
@@ -252,7 +265,8 @@ class FixedLayer:
             return cls(layer.name, layer.role, layer.ops, layer.in_shape, layer.out_shape, steps,
                        int(m["weight_exp"]), int(m["slope"]), int(m["threshold"]),
                        np.broadcast_to(bias, layer.out_shape).reshape(-1).astype(np.int64),
-                       int(m["arrival"]), int(m["t_in_end"]), int(m["fire_start"]), int(m["fire_end"]))
+                       int(m["arrival"]), int(m["t_in_end"]), int(m["fire_start"]), int(m["fire_end"]),
+                       tuple(int(c) for c in m.get("min_channels", ())))
         except KeyError as exc:
             raise InvalidModel(f"node {layer.name!r}: quantized TTFS metadata lacks {exc.args[0]!r}") from None
 
@@ -463,6 +477,18 @@ def maxpool_closed(layer: FixedLayer, counts_in: np.ndarray, ar: Arith) -> Layer
     cmax = cmax.reshape(N, -1).astype(np.int64)
     fired = cmax > 0
     z = np.where(fired, total - nmax, 0)
+    if layer.min_channels:
+        # a min-pool neuron fires at its latest input (count c_min), when the window is complete; from
+        # then v integrates the full window: v(t_in_end) = (c_min - 1) k*k; never complete: the sum of counts
+        cmin = taps[0].copy()
+        for t in taps[1:]:
+            np.minimum(cmin, t, out=cmin)
+        cmin = cmin.reshape(N, -1).astype(np.int64)
+        is_min = layer.u_threshold(0) >= 0
+        zmin = np.where(cmin > 0, (cmin - 1) * (k[0] * k[1]), total)
+        z = np.where(is_min, zmin, z)
+        cmax = np.where(is_min, cmin, cmax)
+        fired = cmax > 0
     z = z << ar.act_shift
     step = np.where(fired, layer.arrival + K - cmax, -1)
     counts = output_counts(layer.params, step).reshape((N, *layer.out_shape))
@@ -508,10 +534,11 @@ def run_layer_stepped(layer: FixedLayer, counts_in: np.ndarray, ar: Arith, t_tot
     levels = layer.map.levels(counts_in, K)  # (N, K, n): Dense sums arriving at steps A .. A+K-1
     zero = np.zeros((N, n), np.int64)
     z = None
+    ut = layer.u_threshold(ar.act_shift)
     for t in range(1, t_total + 1):
         k = t - layer.arrival
         a = shift_exp(levels[:, k], layer.weight_exp) if 0 <= k < K else zero
-        u, v, fired, s = integer_step(u, v, fired, a, t, p, ar.state_bits, ar.act_shift, wraps, sats)
+        u, v, fired, s = integer_step(u, v, fired, a, t, p, ar.state_bits, ar.act_shift, wraps, sats, ut)
         spike_step[s] = t
         if t == layer.t_in_end:
             z = v.copy()

@@ -91,6 +91,17 @@ def chain_order(graph: nir.NIRGraph) -> list[str]:
     return order
 
 
+def _check_min_channels(name: str, role: str, mins, out_shape: tuple) -> None:
+    """``min_channels`` (min-pool channels of a max-pool population): distinct channel indices."""
+    if mins is None:
+        return
+    n_ch = out_shape[0] if len(out_shape) == 3 else 0
+    if role != "maxpool" or not isinstance(mins, list) or len(set(map(repr, mins))) != len(mins) or not all(
+            isinstance(c, int) and not isinstance(c, bool) and 0 <= c < n_ch for c in mins):
+        raise InvalidModel(f"node {name!r}: metadata min_channels={mins!r} must be a list of distinct channel "
+                           f"indices in 0..{n_ch - 1} of a maxpool population (role {role!r})")
+
+
 def parse_ttfs(graph: nir.NIRGraph) -> TtfsNet:
     meta = get_meta(graph)
     if meta.get("format") != FORMAT:
@@ -110,6 +121,7 @@ def parse_ttfs(graph: nir.NIRGraph) -> TtfsNet:
             raise InvalidModel(f"node {name!r} ({type(node).__name__}) is neither a linear node nor a TTFS "
                                f"neuron (metadata role {role!r})")
         out_shape = chain_shape(ops, in_shape)
+        _check_min_channels(name, role, get_meta(node).get("min_channels"), out_shape)
         layers.append(TtfsLayer(name, role, node, get_meta(node), ops, in_shape, out_shape))
         ops, in_shape = [], out_shape
     if ops:

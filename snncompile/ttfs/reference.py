@@ -53,12 +53,17 @@ def hidden_times(layer: TtfsLayer, act: torch.Tensor) -> torch.Tensor:
 
 
 def pool_times(layer: TtfsLayer, times: torch.Tensor) -> torch.Tensor:
-    """Earliest spike in each pool window (the SumPool2d geometry of the layer's ops)."""
+    """Earliest spike in each pool window (the SumPool2d geometry of the layer's ops); on the layer's
+    ``min_channels`` (min-pool, docs/ttfs_neuron.md) the latest one, inf if an input never spikes."""
     (_, pool), = layer.ops
     k = tuple(int(v) for v in np.ravel(pool.kernel_size))
     s = tuple(int(v) for v in np.ravel(pool.stride))
     k, s = (k * 2)[:2], (s * 2)[:2]
-    return -torch.nn.functional.max_pool2d(-times, k, s)
+    out = -torch.nn.functional.max_pool2d(-times, k, s)
+    mins = list(layer.meta.get("min_channels", ()))
+    if mins:
+        out[:, mins] = torch.nn.functional.max_pool2d(times[:, mins], k, s)
+    return out
 
 
 WORK_BYTES = 256 * 2**20  # default working-memory budget of one batch (float64 tensors in flight)

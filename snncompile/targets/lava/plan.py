@@ -61,6 +61,9 @@ def ttfs_plan(graph, period_margin: int = 0) -> dict:
                      "t_in_end": int(layer.t_in_end), "fire_start": int(layer.fire_start),
                      "fire_end": int(layer.fire_end), "weight_exp": int(layer.weight_exp), "parts": parts,
                      "v_lsb": float(tl.meta.get("v_lsb") or 1.0)})
+        ut = layer.u_threshold(int(gm["act_shift"]))
+        if ut is not None:  # min-pool neurons (ttfs/fixed.py)
+            pops[-1]["u_threshold"] = ut
     for p in pops:
         if p["role"] == "readout" and p["fire_start"] <= p["fire_end"]:
             raise InvalidModel(f"readout {p['name']!r} has a fire window {p['fire_start']}..{p['fire_end']}; "

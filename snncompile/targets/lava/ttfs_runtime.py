@@ -47,14 +47,16 @@ class TtfsNeuron(AbstractProcess):
     t_in_end, fire_start, fire_end: step numbers within a sample (1-based)
     period: steps per sample P; the state resets at the first step of every period
     state_bits, act_shift: arithmetic of u and v (Loihi: 24, 6)
+    u_threshold: None, or per neuron >= 0 for a min-pool neuron (fires on u > u_threshold), -1 otherwise
     record, record_steps: optional trace files (module docstring)
     """
 
     def __init__(self, *, shape, bias, slope: int, threshold: int, t_in_end: int, fire_start: int,
-                 fire_end: int, period: int, state_bits: int = 24, act_shift: int = 6,
+                 fire_end: int, period: int, state_bits: int = 24, act_shift: int = 6, u_threshold=None,
                  record=None, record_steps: int = 0, name=None) -> None:
         shape = tuple(int(s) for s in np.atleast_1d(shape))
         bias = np.broadcast_to(np.asarray(bias, dtype=np.int64), shape).copy()
+        ut = np.full(shape, -1, np.int64) if u_threshold is None else np.asarray(u_threshold, np.int64).reshape(shape)
         super().__init__(shape=shape, bias=bias, slope=slope, threshold=threshold, t_in_end=t_in_end,
                          fire_start=fire_start, fire_end=fire_end, period=period, state_bits=state_bits,
                          act_shift=act_shift, record=record, record_steps=record_steps, name=name)
@@ -73,6 +75,7 @@ class TtfsNeuron(AbstractProcess):
         self.period = Var(shape=(1,), init=int(period))
         self.state_bits = Var(shape=(1,), init=int(state_bits))
         self.act_shift = Var(shape=(1,), init=int(act_shift))
+        self.u_threshold = Var(shape=shape, init=ut)
 
 
 @implements(proc=TtfsNeuron, protocol=LoihiProtocol)
@@ -88,6 +91,7 @@ class PyTtfsModelFixed(PyLoihiProcessModel):
     fired: np.ndarray = LavaPyType(np.ndarray, bool)
     t: int = LavaPyType(int, np.int32)
     bias: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=24)
+    u_threshold: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=24)
     slope: int = LavaPyType(int, np.int32, precision=24)
     threshold: int = LavaPyType(int, np.int32, precision=24)
     t_in_end: int = LavaPyType(int, np.int32)
@@ -113,9 +117,10 @@ class PyTtfsModelFixed(PyLoihiProcessModel):
             self.fired = np.zeros(self.fired.shape, bool)
         p = TtfsParams("hidden", 0, 0, int(self.slope), int(self.threshold), 0, int(self.t_in_end),
                        int(self.fire_start), int(self.fire_end))
+        ut = np.asarray(self.u_threshold, dtype=np.int64)
         u, v, fired, s = integer_step(np.asarray(self.u, dtype=np.int64), np.asarray(self.v, dtype=np.int64),
                                       np.asarray(self.fired, dtype=bool), a, t, p, int(self.state_bits),
-                                      int(self.act_shift))
+                                      int(self.act_shift), u_threshold=ut if (ut >= 0).any() else None)
         self.u, self.v, self.fired = u, v, fired
         self.s_out.send(s)
         if self._record:
@@ -191,7 +196,7 @@ def run_populations(pops: list, counts: np.ndarray, steps: int, period: int, sta
         neuron = TtfsNeuron(shape=(pop["neurons"],), bias=pop["bias"], slope=pop["slope"],
                             threshold=pop["threshold"], t_in_end=pop["t_in_end"], fire_start=pop["fire_start"],
                             fire_end=pop["fire_end"], period=period, state_bits=state_bits, act_shift=act_shift,
-                            record=rec, record_steps=total, name=str(pop["name"]))
+                            u_threshold=pop.get("u_threshold"), record=rec, record_steps=total, name=str(pop["name"]))
         for kind, w, exp in pop["parts"]:
             conn_cls = Dense if kind == "dense" else Sparse
             conn = conn_cls(weights=w, weight_exp=int(exp), num_weight_bits=int(weight_bits),
