@@ -210,6 +210,16 @@ def test_quantized_node_fields_are_verified(ttfs_graphs, field, value):
     assert "ttfs1" in str(exc.value) and field in str(exc.value)
 
 
+def test_arrival_after_the_integration_window_names_arrival(ttfs_graphs):
+    _, q = ttfs_graphs
+    g = copy.deepcopy(q)
+    m = get_meta(g.nodes["ttfs1"])
+    m["arrival"] = m["t_in_end"] + 1
+    set_meta(g.nodes["ttfs1"], m)
+    with pytest.raises((ProfileViolation, InvalidModel), match="ttfs1.*arrival"):
+        verify_quantized(g, load_profile("loihi2"), "m.q.nir")
+
+
 # ---- hypothesis: ONNX tensors, IDX headers, profiles ----------------------------------------------
 
 @FAST

@@ -117,7 +117,9 @@ def verify_ttfs(graph: nir.NIRGraph, gm: dict, v: _V) -> None:
             v.int_in(nm, "steps", m.get("steps"), K, K)
             v.int_in(nm, "weight_exp", m.get("weight_exp"), wspec.exp_min if role != "maxpool" else 0,
                      wspec.exp_max if role != "maxpool" else 0)
-            arrival = v.int_in(nm, "arrival", m.get("arrival"), 1, t_total)
+            later = [m.get(k) for k in ("t_in_end", "fire_start")]  # arrival is named when it comes after them
+            later = [x for x in later if isinstance(x, int) and not isinstance(x, bool) and 1 <= x <= t_total + 1]
+            arrival = v.int_in(nm, "arrival", m.get("arrival"), 1, min([t_total, *later]))
             t_in_end = v.int_in(nm, "t_in_end", m.get("t_in_end"), arrival, t_total)
             fs = v.int_in(nm, "fire_start", m.get("fire_start"), arrival, t_total + 1)
             v.int_in(nm, "fire_end", m.get("fire_end"), min(fs, t_in_end), t_total + K + 1)
