@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
 import torch.nn as nn
+from hypothesis import settings
 
 from snncompile.frontends.canonical import AnnModel
+
+# Hypothesis: the same examples on every run (make test is reproducible; a failure seen once is seen
+# again); SNNCOMPILE_HYPOTHESIS=explore draws fresh ones to search for new failures.
+settings.register_profile("deterministic", derandomize=True, print_blob=True)
+settings.register_profile("explore", print_blob=True)
+settings.load_profile(os.environ.get("SNNCOMPILE_HYPOTHESIS", "deterministic"))
 
 
 def mlp(sizes=(12, 16, 10, 5), seed=0) -> AnnModel:
