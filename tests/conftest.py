@@ -38,6 +38,21 @@ def cnn(seed=0) -> AnnModel:
     return AnnModel(net, (1, 8, 8), [f"l{i}" for i in range(len(net))], name="cnn")
 
 
+def digits_ttfs(epochs: int):
+    """A digits ReLU MLP 64-24-10 (seed 0, ``epochs`` epochs) converted to TTFS: (graph, x_train,
+    y_train, x_test, y_test)."""
+    from snncompile.data import as_model_input, load_dataset
+    from snncompile.train.ann import build_ann, train_ann
+    from snncompile.ttfs.convert import convert
+
+    data = load_dataset("digits")
+    model = build_ann("64-24-10", seed=0)
+    x = as_model_input(data.x_train, model.input_shape)
+    train_ann(model, x, data.y_train, epochs=epochs, seed=0, progress=False)
+    xt = as_model_input(data.x_test, model.input_shape)
+    return convert(model, x), x, np.asarray(data.y_train), xt, np.asarray(data.y_test)
+
+
 def pytest_collection_modifyitems(config, items):
     """Tests that run Lava (the ``lava`` fixture) are marked ``lava`` and ``slow``; tests that build
     norse models are marked ``norse``.  ``make test-fast`` runs everything not marked slow."""

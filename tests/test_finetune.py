@@ -6,27 +6,20 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from conftest import digits_ttfs
 
-from snncompile.data import as_model_input, load_dataset
 from snncompile.neurons.ttfs import TtfsParams, fire_closed
 from snncompile.profile import load_profile
 from snncompile.quantize.fake import fake_quant_counts
 from snncompile.targets.fxsim import FxsimTarget
-from snncompile.train.ann import build_ann, train_ann
 from snncompile.train.finetune import TtfsModule, evaluate_on_target, finetune, hw_forward
-from snncompile.ttfs.convert import convert
 from snncompile.ttfs.graph import parse_ttfs
 from snncompile.ttfs.reference import simulate
 
 
 @pytest.fixture(scope="module")
 def digits_graph():
-    data = load_dataset("digits")
-    model = build_ann("64-24-10", seed=0)
-    x = as_model_input(data.x_train, model.input_shape)
-    train_ann(model, x, data.y_train, epochs=8, seed=0, progress=False)
-    xt = as_model_input(data.x_test, model.input_shape)
-    return convert(model, x), x, np.asarray(data.y_train), xt, np.asarray(data.y_test)
+    return digits_ttfs(epochs=8)
 
 
 def test_float_module_is_the_reference(digits_graph):

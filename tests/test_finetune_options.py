@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from conftest import digits_ttfs
 
 from snncompile.data import as_model_input, load_dataset
 from snncompile.errors import InvalidModel
@@ -17,7 +18,6 @@ from snncompile.profile import load_profile
 from snncompile.quantize.fake import fake_quant_counts, fake_quant_weights
 from snncompile.quantize.scale_rule import auto_scale_policy
 from snncompile.quantize.ttfs import quantize_ttfs
-from snncompile.train.ann import build_ann, train_ann
 from snncompile.train.finetune import TtfsModule, finetune, latency_steps
 from snncompile.train.finetune_auto import resolve_options
 from snncompile.train.finetune_module import lsq_counts, lsq_weights
@@ -26,12 +26,7 @@ from snncompile.ttfs.convert import convert
 
 @pytest.fixture(scope="module")
 def digits():
-    data = load_dataset("digits")
-    model = build_ann("64-24-10", seed=0)
-    x = as_model_input(data.x_train, model.input_shape)
-    train_ann(model, x, data.y_train, epochs=6, seed=0, progress=False)
-    xt = as_model_input(data.x_test, model.input_shape)
-    return convert(model, x), x, np.asarray(data.y_train), xt, np.asarray(data.y_test)
+    return digits_ttfs(epochs=6)
 
 
 def test_the_rule_picks_low_precision_options_and_a_given_value_wins():
