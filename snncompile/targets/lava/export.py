@@ -58,6 +58,13 @@ def runtime_files() -> dict:
     return files
 
 
+_RUN = """```
+pip install numpy scipy
+pip install --no-deps --ignore-requires-python lava-nc==0.10.0 'asteval>=0.9.31,<0.10' 'networkx<=2.8.7'
+python run_lava.py                  # inputs.npz, else one all-zero sample
+python run_lava.py --inputs my.npz  # your own {inputs}
+```"""  # the install-and-run block of both READMEs
+
 _README = """# Lava program for `{model}`
 
 A quantized time-to-first-spike network exported by snncompile (`--emit lava`), runnable on
@@ -72,12 +79,7 @@ Intel's Lava simulator (lava-nc 0.10.0, `Loihi2SimCfg(select_tag="fixed_pt")`) w
 
 ## Run
 
-```
-pip install numpy scipy
-pip install --no-deps --ignore-requires-python lava-nc==0.10.0 'asteval>=0.9.31,<0.10' 'networkx<=2.8.7'
-python run_lava.py                  # inputs.npz, else one all-zero sample
-python run_lava.py --inputs my.npz  # your own samples (array 'counts')
-```
+{run}
 
 Inputs are latency-coded counts: a pixel x in [0, 1] has count c = floor(x*K + 1/2); a count
 c > 0 spikes once, at step K - c + 1 of its sample.  Samples run back to back, T = {t_total}
@@ -118,12 +120,7 @@ reset of u and v at the start of every sample), `Dense` / `Sparse` / `DelayDense
 
 ## Run
 
-```
-pip install numpy scipy
-pip install --no-deps --ignore-requires-python lava-nc==0.10.0 'asteval>=0.9.31,<0.10' 'networkx<=2.8.7'
-python run_lava.py                  # inputs.npz, else one all-zero sample
-python run_lava.py --inputs my.npz  # your own rasters (array 'spikes')
-```
+{run}
 
 Raster column t - 1 is sent at step t; a sample runs T = T_in + {depth} steps (one step of delay
 per connection, plus the graph's delays), then a short silent gap; every neuron resets at the
@@ -166,7 +163,7 @@ def _lif_files(qgraph, spikes) -> dict:
     for c in plan["conns"]:
         proc = "DelayDense" if c["delay"] > 1 else c["kind"].capitalize()
         crows.append(f"| {c['name']} | {c['src']} | {c['dst']} | {proc} | {c['delay']} | {c['weight_exp']} |")
-    files["README.md"] = _LIF_README.format(model=_model_name(qgraph), shape=", ".join(map(str, meta["input_shape"])),
+    files["README.md"] = _LIF_README.format(run=_RUN.format(inputs="rasters (array 'spikes')"), model=_model_name(qgraph), shape=", ".join(map(str, meta["input_shape"])),
                                             depth=meta["depth"], readout_rule=rule, pops="\n".join(prows),
                                             conns="\n".join(crows))
     return files
@@ -246,6 +243,6 @@ def _ttfs_files(qgraph, counts) -> dict:
     if counts is not None:
         files["inputs.npz"] = {"counts": counts}
     shape = " x ".join(map(str, meta["input_shape"]))
-    files["README.md"] = _README.format(model=_model_name(qgraph), steps=meta["steps"], t_total=meta["t_total"],
+    files["README.md"] = _README.format(run=_RUN.format(inputs="samples (array 'counts')"), model=_model_name(qgraph), steps=meta["steps"], t_total=meta["t_total"],
                                         shape=shape, pops=_pop_table(plan["pops"]))
     return files
