@@ -176,3 +176,45 @@ def test_step_matrix_marks_each_input_at_its_arrival_step(density):
                 want[(K - c[i, j]) * n + i, j] = 1
     got = step_matrix(c, K)
     assert np.array_equal(got.toarray(), want)
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 10_000), K=st.sampled_from([1, 3, 16]), shift=st.integers(1, 9),
+       wdt=st.sampled_from([np.int16, np.int32]), need_bound=st.booleans())
+def test_floored_step_sums_kernel_equals_numpy(seed, K, shift, wdt, need_bound):
+    """The compiled kernel: per sample, sum_k (K - k) ((sum of the rows arriving at step k) >> shift),
+    shifted and biased, and the bound max_o sum_k |.|; checked against a plain numpy evaluation,
+    negative sums (floor towards -inf) included."""
+    from snncompile.ttfs.kernels import floored_step_sums
+
+    rng = np.random.default_rng(seed)
+    n, n_in, n_out = 9, 13, 5
+    w = rng.integers(-300, 301, (n_in, n_out)).astype(wdt)
+    c = np.where(rng.random((n, n_in)) < 0.5, rng.integers(1, K + 1, (n, n_in)), 0)
+    bias = rng.integers(-50, 51, n_out)
+    z, bound = np.empty((n, n_out), np.int64), np.zeros(n, np.int64)
+    floored_step_sums(c, w, K, shift, 6, bias, np.empty((K, n_out), np.int32), z, bound, need_bound)
+    for i in range(n):
+        a = np.array([w[c[i] == K - k].astype(np.int64).sum(0) >> shift for k in range(K)])  # (K, out)
+        assert np.array_equal(z[i], bias + ((np.arange(K, 0, -1)[:, None] * a).sum(0) << 6))
+        assert bound[i] == (np.abs(a).sum(0).max() if need_bound else 0)
+
+
+def test_closed_form_refuses_counts_outside_the_window():
+    from snncompile.errors import InvalidModel
+
+    L = layer([[1, 2]], K=2, e=-1, role="readout")
+    with pytest.raises(InvalidModel, match="outside 0..steps"):
+        run_layer_closed(L, np.array([[3, 0]]), AR)
+
+
+def test_synapse_events_and_input_range():
+    from snncompile.targets.fxsim import in_range, synapse_events
+
+    fired = np.array([[True, False, True], [False, False, False], [True, True, True]])
+    count, syn = synapse_events(fired, np.array([4, 0, 7]))
+    assert count.tolist() == [2, 0, 3] and syn.tolist() == [11.0, 0.0, 11.0]
+    count, syn = synapse_events(np.array([[0, 3], [2, 1]]), np.array([5, 1]))  # counts: nonzero = spiked
+    assert count.tolist() == [1, 2] and syn.tolist() == [1.0, 6.0]
+    assert in_range(np.array([[0, 4]]), 4) and not in_range(np.array([[0, 5]]), 4)
+    assert not in_range(np.array([[-1, 0]]), 4) and not in_range(np.array([[-1.0]]), 4)

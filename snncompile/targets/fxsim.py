@@ -32,12 +32,26 @@ def energy_estimate(profile, synops: np.ndarray, updates: int, spikes: np.ndarra
             "pJ_per_op": {"synop": e.synop_pj, "neuron_update": e.neuron_update_pj, "spike": e.spike_pj}}
 
 
-def synapse_events(fired: np.ndarray, fanout: np.ndarray) -> np.ndarray:
-    """Per sample, the synapses the fired neurons drive: ``fired`` (N, n) bool @ ``fanout`` (n,), in float32
-    where the sum is exact (below 2**24), else float64."""
-    exact32 = float(np.sum(fanout)) < 2 ** 24
-    dt = np.float32 if exact32 else np.float64
-    return (fired.view(np.uint8).astype(dt) @ fanout.astype(dt)).astype(np.float64)
+def synapse_events(fired: np.ndarray, fanout: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per sample (row of ``fired`` (N, n), nonzero = fired): the number of fired neurons (int64) and
+    the synapses they drive, the sum of ``fanout`` (n,) over them (float64)."""
+    from ..ttfs.kernels import row_events
+
+    fired = np.ascontiguousarray(np.asarray(fired).reshape(len(fired), -1))
+    count, synops = np.empty(len(fired), np.int64), np.empty(len(fired), np.int64)
+    row_events(fired, np.ascontiguousarray(fanout, dtype=np.int64), count, synops)
+    return count, synops.astype(np.float64)
+
+
+def in_range(counts: np.ndarray, top: int) -> bool:
+    """Whether every entry of an integer array lies in 0..top (one pass: a negative entry read as
+    unsigned is above ``top``)."""
+    counts = np.asarray(counts)
+    if not counts.size:
+        return True
+    if counts.dtype.kind == "i":
+        return not bool((counts.view(counts.dtype.str.replace("i", "u")) > top).any())
+    return bool(counts.min() >= 0 and counts.max() <= top)
 
 
 class FxsimTarget(Target):
@@ -71,12 +85,12 @@ class FxsimTarget(Target):
         mode = opts.get("mode", "auto")
         batch_size = int(opts.get("batch_size") or 2000)
         counts_all = counts_all.reshape((-1, *net.input_shape))
-        if counts_all.size and (counts_all.min() < 0 or counts_all.max() > K):
+        if not in_range(counts_all, K):
             raise InvalidModel(f"fxsim: TTFS input counts must lie in 0..{K}")
         N = len(counts_all)
         chunks = []
-        bar = tqdm(range(0, N, batch_size), desc="fxsim", disable=not opts.get("progress"), leave=False)
-        for i in bar:
+        starts = range(0, N, batch_size)
+        for i in tqdm(starts, desc="fxsim", leave=False) if opts.get("progress") else starts:
             c = counts_all[i:i + batch_size]
             chunks.append(run_network(layers, ar, c, T, mode=mode, record=record))
         outs = [[o[k] for o in chunks] for k in range(len(layers))]
@@ -85,13 +99,10 @@ class FxsimTarget(Target):
             return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
         lruns, traces, rasters = [], {}, {}
-        fired_in = counts_all.reshape(N, -1) > 0
-        in_spikes = np.count_nonzero(fired_in, axis=1)
+        # spikes per row and the synapses they drive, input first, then each population into the next
+        in_spikes, synops = synapse_events(counts_all, layers[0].map.fanout())
         spikes_total = in_spikes.astype(np.float64)
-        synops = np.zeros(N)
-        prev_fired = fired_in
-        for layer, parts in zip(layers, outs):
-            synops += synapse_events(prev_fired, layer.map.fanout())
+        for i, (layer, parts) in enumerate(zip(layers, outs)):
             if record:
                 traces[layer.name] = cat([p.v_trace for p in parts])
             if layer.role == "readout":
@@ -101,11 +112,11 @@ class FxsimTarget(Target):
             fired = step >= 0
             if record:
                 rasters[layer.name] = raster_from_steps(step, T)
-            spikes = np.count_nonzero(fired, axis=1)
+            spikes, events = synapse_events(fired, layers[i + 1].map.fanout())
+            synops += events
             lruns.append(LayerRun(layer.name, layer.role, layer.neurons, spikes, step,
                                   cat([p.sats for p in parts]), cat([p.wraps for p in parts])))
             spikes_total += spikes
-            prev_fired = fired
         ro = layers[-1]
         lsb = float(net.readout.meta.get("v_lsb", 1.0))
         info = {"steps": K, "t_total": T, "time_unit": "step", "readout": ro.name,

@@ -8,9 +8,10 @@ Inputs and hidden activations travel as spike counts c in {0..K}.
 :func:`run_layer_closed` evaluates a population exactly whenever bounds prove that no u wraps
 and no v saturates during integration: one product for e >= 0; for e < 0 (Lava floors every
 step's sum) one sum of weight rows per (arrival step, sample) over only the inputs that arrive then
-(:func:`step_rows` groups the spiking inputs by step; torch's ``embedding_bag`` adds the rows, in
-float32 where the sums stay below 2**24), the per-sample wrap bound from the same floored sums
-unless the all-inputs bound already rules a wrap out; max-pool populations in closed form.  :func:`run_layer_stepped` runs :func:`snncompile.neurons.ttfs.integer_step` step by
+(matrix maps: the compiled integer kernel :func:`snncompile.ttfs.kernels.floored_step_sums`; conv
+chains: one exact float pass per arrival step), the per-sample wrap bound from the same floored sums
+unless the all-inputs bound already rules a wrap out; max-pool populations in closed form.
+:func:`run_layer_stepped` runs :func:`snncompile.neurons.ttfs.integer_step` step by
 step (exact for every input) and serves the samples whose bounds cannot rule a wrap out.  The batch
 is split over a small thread pool with BLAS single-threaded inside (:func:`run_network`).
 
@@ -29,18 +30,18 @@ import nir
 import numpy as np
 import scipy.sparse as sp
 import torch
-import torch.nn.functional as F
 
 from ..arith import shift_exp
 from ..errors import InvalidModel
 from ..neurons.ttfs import TtfsParams, fire_closed, integer_step, output_counts
 from ..nirops import apply_chain, composite_matrix
 from .graph import TtfsLayer, TtfsNet
+from .kernels import floored_step_sums
 
 DENSE_COMPOSITE_LIMIT = 4_000_000  # a non-Affine chain runs as an (in x out) matrix up to this many entries
 DENSE_COMPOSITE_DENSITY = 0.1       # ... when at least this fraction of them is nonzero
 DENSE_COUNTS = 0.4                  # step_rows sorts every entry when more than this share of inputs spike
-CHUNK_ELEMS = 1 << 20               # per-step sums per work item of the per-step products (fits the cache)
+CHUNK_ELEMS = 1 << 20               # elements per work item of the closed-form firing (fits the cache)
 BLAS_THREADS: int | None = 1        # BLAS threads inside run_network (None: leave BLAS as configured)
 
 
@@ -124,17 +125,19 @@ class LinearMap:
                 self.mat = np.ascontiguousarray(cm.T.toarray(), dtype=self.np_dtype)
         self._fanout = None
         self._mat_t = None
-        self._scaled = None
+        self._int = None
 
-    def scaled(self, exp: int) -> np.ndarray:
-        """The (in x out) matrix times 2**exp (exact), cached."""
-        if self._scaled is None or self._scaled[0] != exp:
-            self._scaled = (exp, self.mat * np.asarray(2.0 ** exp, dtype=self.np_dtype))
-        return self._scaled[1]
-
-    def scaled_tensor(self, exp: int) -> torch.Tensor:
-        """:meth:`scaled` as a torch tensor (shares its memory)."""
-        return torch.from_numpy(self.scaled(exp))
+    def int_weights(self) -> tuple[np.ndarray, type]:
+        """The (in x out) matrix as integers in the narrowest of int16 / int32 / int64, and the
+        accumulator dtype for sums of its rows (int32 while the largest absolute row sum fits), cached."""
+        if self._int is None:
+            m = self.mat
+            if not np.array_equal(np.rint(m), m):
+                raise InvalidModel("fxsim: a quantized weight matrix holds non-integer mantissas")
+            top = float(np.abs(m).max(initial=0))
+            wdt = np.int16 if top < 2 ** 15 else (np.int32 if top < 2 ** 31 else np.int64)
+            self._int = (np.ascontiguousarray(m, dtype=wdt), np.int32 if self.absrow < 2 ** 31 else np.int64)
+        return self._int
 
     @property
     def wt(self) -> torch.Tensor:
@@ -162,7 +165,7 @@ class LinearMap:
         out.ops = [(k, _signed_node(n, sign)) for k, n in self.ops]
         out.in_shape, out.dense, out.absrow, out.n_out = self.in_shape, self.dense, self.absrow, self.n_out
         out.dtype, out.np_dtype = self.dtype, self.np_dtype
-        out._fanout = out._mat_t = out._scaled = None
+        out._fanout = out._mat_t = out._int = None
         out.mat = None
         if self.mat is not None:
             m = self.mat
@@ -386,52 +389,39 @@ def _integrate_floored(layer: FixedLayer, counts_in: np.ndarray, ar: Arith, chun
     zeros), per sample, the largest sum_k |floor(y_k / d)| over the neurons (N,) int64: the bound on
     |u| / 2**act_shift."""
     N, K, lmap = len(counts_in), layer.steps, layer.map
+    z = np.empty((N, layer.neurons), np.int64)
+    bound = np.zeros(N, np.int64)
+    if lmap.mat is not None:  # the compiled kernel, rows split over our threads
+        w, acc_dtype = lmap.int_weights()
+        flat = counts_in.reshape(N, -1)
+        rows = max(64, -(-N // _workers()))
+
+        def run(i):
+            acc = np.empty((K, layer.neurons), acc_dtype)
+            floored_step_sums(flat[i:i + rows], w, K, -layer.weight_exp, ar.act_shift, layer.bias, acc,
+                              z[i:i + rows], bound[i:i + rows], need_bound)
+
+        try:
+            parallel_map(run, list(range(0, N, rows)))
+        except ValueError as exc:
+            raise InvalidModel(f"layer {layer.name!r}: {exc} (0..{K})") from None
+        return z, bound
     d = 1 << (-layer.weight_exp)
     # the weighted sum of floored step sums is exact in float32 when below 2**24
     exact32 = lmap.np_dtype == np.float32 and K * (lmap.absrow / d + K) < 2 ** 24
     wdt = np.float32 if exact32 else np.float64
-    weights = np.arange(K, 0, -1).astype(wdt)  # slot k is integrated for K - k steps
-    ones = np.ones(K, wdt)
-    per_row = max(1, K * layer.neurons)
-    rows = max(1, min(chunk_elems // per_row, max(1, CHUNK_ELEMS // per_row) if lmap.mat is not None else N,
-                      -(-N // _workers())))
-    z = np.empty((N, layer.neurons), np.int64)
-    bound = np.zeros(N, np.int64)
-
-    def one(i):
+    weights = torch.from_numpy(np.arange(K, 0, -1).astype(wdt))  # slot k is integrated for K - k steps
+    rows = max(1, min(chunk_elems // max(1, K * layer.neurons), N))
+    for i in range(0, N, rows):  # torch's own threads run the convolutions
         c = counts_in[i:i + rows]
         n = len(c)
-        if lmap.mat is not None:
-            # W * 2**e is exact (a power of two), so each step's sum is y_k / d exactly; the sums of
-            # weight rows per (step, sample) as one embedding-bag sum (faster than scipy's sparse product)
-            indptr, indices = step_rows(c.reshape(n, -1), K)
-            y = F.embedding_bag(torch.from_numpy(indices), lmap.scaled_tensor(layer.weight_exp),
-                                torch.from_numpy(indptr[:-1]), mode="sum").numpy()  # (K*n, out)
-            np.floor(y, out=y)
-            y = y.reshape(K, -1).astype(wdt, copy=False)
-            acc = weights @ y  # BLAS single-threaded here (run_network)
-            mag = ones @ np.abs(y, out=y) if need_bound else None
-        else:
-            with torch.no_grad():
-                lv = lmap.levels(c, K, as_tensor=True, level_major=True)  # (K, n, out)
-                a = torch.floor(lv / d).reshape(K, -1).to(torch.float32 if exact32 else torch.float64)
-                acc = torch.einsum("k,km->m", torch.from_numpy(weights), a).numpy()
-                mag = a.abs_().sum(0).numpy() if need_bound else None
+        with torch.no_grad():
+            lv = lmap.levels(c, K, as_tensor=True, level_major=True)  # (K, n, out)
+            a = torch.floor(lv / d).reshape(K, -1).to(torch.float32 if exact32 else torch.float64)
+            acc = torch.einsum("k,km->m", weights, a).numpy()
+            if need_bound:
+                bound[i:i + n] = a.abs_().sum(0).numpy().reshape(n, -1).max(axis=1, initial=0)
         z[i:i + n] = layer.bias[None, :] + (acc.reshape(n, -1).astype(np.int64) << ar.act_shift)
-        if mag is not None:
-            bound[i:i + n] = mag.reshape(n, -1).max(axis=1, initial=0)
-
-    starts = list(range(0, N, rows))
-    if lmap.mat is not None:  # our threads split the batch: torch's own threads would only contend
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            parallel_map(one, starts)
-        finally:
-            torch.set_num_threads(threads)
-    else:  # torch's own threads run the convolutions
-        for i in starts:
-            one(i)
     return z, bound
 
 
