@@ -8,7 +8,7 @@
   loihi2 at 4-bit weights; then ``finetune --mode qat`` (2 epochs), then ``--mode hil --target
   fxsim`` (1 epoch), each compiled again.
 * xylo: the eRBP Yin-Yang 4-120-3 net (``snncompile train --method erbp --dataset yinyang --arch
-  4-120-3 --epochs 20 --seed 0``, or --model), the norse-built net and a BPTT 4-120-3 net
+  4-120-3 --epochs 20 --seed 0 --no-preset``, or --model), the norse-built net and a BPTT 4-120-3 net
   (``train --method bptt --epochs 15 --seed 0``), compiled for xylo-audio2 (reference, fxsim with
   Xylo rules, XyloSim on --xylo-samples); then ``finetune --profile xylo-audio2 --mode qat``
   (--xylo-epochs; half of them for BPTT), then ``--mode hil --target xylosim`` on --hil-batches
@@ -96,7 +96,7 @@ def part_xylo(tmp: Path, model: str | None, epochs: int, samples: int, hil_batch
     if model is None:
         model = str(tmp / "erbp.nir")
         run_cli(["train", "--method", "erbp", "--dataset", "yinyang", "--arch", "4-120-3", "--epochs", "20", "--seed",
-                 "0", "-o", model])
+                 "0", "--no-preset", "-o", model])
     foreign = norse_yinyang(tmp / "norse.nir") if not (tmp / "norse.nir").exists() else tmp / "norse.nir"
     bptt = tmp / "bptt.nir"
     run_cli(["train", "--method", "bptt", "--dataset", "yinyang", "--arch", "4-120-3", "--epochs", "15", "--seed", "0",

@@ -35,7 +35,7 @@ def main(argv=None) -> int:
         if model is None:
             model = str(Path(tmp) / "snn.nir")
             _, lines = train_erbp_command(load_dataset("yinyang"), args.arch, args.epochs, 32, None, None, args.seed,
-                                          model)
+                                          model, preset=False)  # the rule's plain defaults, as measured below
             print("\n".join(lines))
         opts = CompileOptions(dataset="yinyang", targets=("reference", "fxsim", "xylosim"), profile="xylo-audio2",
                               samples=args.samples, seed=args.seed, progress=False)

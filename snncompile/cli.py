@@ -60,7 +60,7 @@ def main():
                    "(exact spike-time gradients): spiking network (writes NIR)")
 @click.option("--epochs", default=10, show_default=True, type=_T["epochs"])
 @click.option("--batch-size", default=None, type=click.IntRange(1), help="default: 64 for ann, 32 for erbp")
-@click.option("--lr", default=None, type=_T["float"]("lr"), help="learning rate (default: 1e-3 for ann, eRBP's tuned 5e-4)")
+@click.option("--lr", default=None, type=_T["float"]("lr"), help="learning rate (default: 1e-3 for ann, eRBP's tuned 5e-4; Yin-Yang's eRBP preset: 2e-3)")
 @click.option("--profile", default=None, help="erbp: keep weights on this profile's grid while learning; "
               "bptt: train through the profile's integer dynamics (fake quantization); eventprop: float "
               "training, then fine-tuning on the profile's weight grid")
@@ -71,12 +71,15 @@ def main():
 @click.option("--tau-syn", default=None, type=click.FloatRange(1, min_open=True),
               help="bptt: CubaLIF layers with this synaptic time constant (steps); default LIF (no synaptic state)")
 @click.option("--margin", default=0.0, show_default=True, type=click.FloatRange(0, 1),
-              help="erbp: no error while the label output's rate leads every other's by this margin (0.2: "
-                   "Yin-Yang 80.8 % -> 86.8 %, train/erbp.py)")
+              help="erbp: no error while the label output's rate leads every other's by this margin (Yin-Yang's "
+                   "preset uses 0.2, train/erbp_job.py PRESETS)")
+@click.option("--no-preset", is_flag=True, help="erbp: the rule's plain defaults instead of the dataset's preset "
+              "(Yin-Yang: data init, hidden layers at 0.01x eta, centred feedback, 40 steps, margin 0.2)")
 @click.option("--seed", default=0, show_default=True, type=_T["seed"])
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="output file (.onnx or .nir)")
 @library_errors
-def train(dataset, arch, method, epochs, batch_size, lr, profile, loss, spike_reg, tau_syn, margin, seed, output):
+def train(dataset, arch, method, epochs, batch_size, lr, profile, loss, spike_reg, tau_syn, margin, no_preset, seed,
+          output):
     """Train a network on a bundled dataset."""
     from .data import load_dataset
 
@@ -84,8 +87,8 @@ def train(dataset, arch, method, epochs, batch_size, lr, profile, loss, spike_re
         raise click.BadParameter("--loss and --spike-reg apply to --method bptt / eventprop")
     if method != "bptt" and tau_syn is not None:
         raise click.BadParameter("--tau-syn applies to --method bptt")
-    if method != "erbp" and margin:
-        raise click.BadParameter("--margin applies to --method erbp")
+    if method != "erbp" and (margin or no_preset):
+        raise click.BadParameter("--margin and --no-preset apply to --method erbp")
     check_arch(arch)
     check_out_file(output, (".onnx",) if method == "ann" else ())
     data = load_dataset(dataset)
@@ -99,7 +102,8 @@ def train(dataset, arch, method, epochs, batch_size, lr, profile, loss, spike_re
     if method == "erbp":
         from .train.erbp_job import train_erbp_command
 
-        _, lines = train_erbp_command(data, arch, epochs, batch_size or 32, lr, profile, seed, output, margin=margin)
+        _, lines = train_erbp_command(data, arch, epochs, batch_size or 32, lr, profile, seed, output, margin=margin,
+                                      preset=not no_preset)
         click.echo("\n".join(lines))
         return
     from .train.ann import train_ann_command

@@ -139,6 +139,67 @@ def test_margin_silences_the_error_once_the_label_leads():
         ErbpHyper(margin=-1).check()
 
 
+def test_data_init_puts_every_firing_onset_on_a_training_sample(toy):
+    """init="data": each first-layer neuron's current per step for the rate code of some training
+    sample x_p is exactly its firing onset v_th / tau (its boxcar is open there, and its hyperplane
+    crosses the data); the uniform init does not do that."""
+    (x, y), _ = toy
+    kw = dict(arch=(4, 16, 2), epochs=0, batch_size=10, lr=None, seed=1, progress=False)
+    res = train_erbp(x, y, init="data", init_scale=8.0, **kw)
+    onset = res.hyper.v_threshold / res.hyper.tau
+    gap = np.abs(res.weights[0] @ x.astype(np.float64).T - onset).min(axis=1)
+    assert gap.max() < 1e-5
+    uni = train_erbp(x, y, **kw)
+    assert np.abs(uni.weights[0] @ x.astype(np.float64).T - onset).min(axis=1).max() > 1e-3
+    with pytest.raises(InvalidModel, match="init"):
+        ErbpHyper(init="gauss").check()
+
+
+def test_hidden_eta_scales_only_the_hidden_updates(toy):
+    (x, y), _ = toy
+    kw = dict(arch=(4, 8, 2), batch_size=10, lr=2e-3, seed=2, progress=False)
+    start = train_erbp(x[:60], y[:60], epochs=0, **kw)
+    frozen = train_erbp(x[:60], y[:60], epochs=1, hidden_eta=0.0, **kw)
+    assert np.array_equal(frozen.weights[0], start.weights[0])
+    assert not np.array_equal(frozen.weights[1], start.weights[1])
+    with pytest.raises(InvalidModel, match="hidden_eta"):
+        ErbpHyper(hidden_eta=-1.0).check()
+
+
+def test_preset_for_applies_lr_and_margin_and_checks():
+    from snncompile.train.erbp_job import PRESETS, preset_for
+
+    eta, hyper = preset_for("yinyang")
+    assert eta == PRESETS["yinyang"]["eta"] and "eta" not in hyper and hyper["init"] == "data"
+    ErbpHyper(eta=eta, **hyper).check()
+    assert preset_for("yinyang", lr=1e-3, margin=0.3)[0] == 1e-3
+    assert preset_for("yinyang", lr=1e-3, margin=0.3)[1]["margin"] == 0.3
+    assert preset_for("mnist5k") == (None, {}) and preset_for("", lr=1e-3, margin=0.2) == (1e-3, {"margin": 0.2})
+
+
+def test_yinyang_preset_keeps_the_hidden_layer_from_drifting(toy):
+    """The drift fix (train/erbp.py, "Yin-Yang"): with the preset (data init, hidden_eta,
+    center_feedback) the hidden rows keep their norms and no hidden neuron falls silent; with the
+    same eta, steps and margin but the plain rule they grow and some fall silent."""
+    from snncompile.train.erbp_job import preset_for
+
+    (x, y), _ = toy
+    eta, fix = preset_for("yinyang")
+    plain = {k: fix[k] for k in ("steps", "margin")}
+    stats, fb = {}, {}
+    for name, hyper in (("fix", fix), ("plain", plain)):
+        kw = dict(arch=(4, 30, 2), batch_size=10, lr=eta, seed=0, progress=False, **hyper)
+        w0 = train_erbp(x, y, epochs=0, **kw).weights[0]
+        res = train_erbp(x, y, epochs=5, **kw)
+        growth = np.linalg.norm(res.weights[0], axis=1) / np.linalg.norm(w0, axis=1)
+        _, layers = simulate_lif_chain(res.weights, encode(x, res.hyper.steps), res.hyper, layer_counts=True)
+        stats[name] = (float(np.median(growth)), float(growth.max()), float((layers[0].max(0) == 0).mean()))
+        fb[name] = np.abs(res.feedback[0].mean(axis=1)).max()  # G's row means: the common-mode feedback
+    assert stats["fix"][1] < 1.05 and stats["fix"][2] == 0.0, stats
+    assert stats["plain"][0] > 1.2 and stats["plain"][2] > 0.1, stats
+    assert fb["fix"] < 1e-6 < fb["plain"]
+
+
 # ------------------------------------------------------------------ the deployed chain
 
 
@@ -310,7 +371,10 @@ def test_cli_margin_reaches_the_rule_and_only_erbp(tmp_path):
     assert json.loads((tmp_path / "m.train.json").read_text())["erbp"]["hyper"]["margin"] == 0.2
     bad = CliRunner().invoke(main, ["train", "--dataset", "digits", "--arch", "64-16-10", "--margin", "0.2",
                                     "-o", str(tmp_path / "a.onnx")])
-    assert bad.exit_code != 0 and "--margin applies to --method erbp" in bad.output
+    assert bad.exit_code != 0 and "--margin and --no-preset apply to --method erbp" in bad.output
+    bad = CliRunner().invoke(main, ["train", "--dataset", "digits", "--arch", "64-16-10", "--no-preset",
+                                    "-o", str(tmp_path / "a.onnx")])
+    assert bad.exit_code != 0 and "--no-preset apply to --method erbp" in bad.output
 
 
 @pytest.mark.parametrize("arch, output, needle", [
