@@ -166,7 +166,8 @@ def test_nir_graph_and_deployed_evaluation(toy, trained):
         eventprop_to_nir(trained, (4,), "toy")  # the inhibition needs calibration samples
     graph = eventprop_to_nir(trained, (4,), "toy", x_calib=x)
     meta = get_meta(graph)
-    assert meta["trained_by"] == "eventprop" and meta["encoding"] == {"type": "latency", "steps": 81, "seed": 0}
+    assert meta["trained_by"] == "eventprop" and meta["encoding"] == {"type": "latency", "steps": EventPropHyper().steps,
+                                                                        "seed": 0}
     assert isinstance(graph.nodes["lif1"], nir.CubaLIF) and graph.nodes["fc1"].weight.shape == (12, 4)
     assert graph.nodes["input"].input_type["input"].tolist() == [4]  # the data only: no bias channel
     assert np.all(np.diag(graph.nodes["inh1"].weight) < 0)  # hidden: self-inhibition only
@@ -282,6 +283,8 @@ def test_bad_arguments(toy):
         train_eventprop(x, y, arch="5-3-2", epochs=1, progress=False)
     with pytest.raises(InvalidModel, match="unknown"):
         train_eventprop(x, y, arch="4-3-2", epochs=1, progress=False, bogus=1)
+    with pytest.raises(InvalidModel, match="restarts"):
+        train_eventprop(x, y, arch="4-3-2", epochs=1, progress=False, restarts=0)
     with pytest.raises(InvalidModel, match=r"\[0, 1\]"):
         train_eventprop(x * 2, y, arch="4-3-2", epochs=1, progress=False)
 
@@ -295,6 +298,8 @@ def test_cli_train_eventprop_writes_nir(tmp_path):
     assert "EventProp" in r.output
     log = json.loads((tmp_path / "e.train.json").read_text())
     assert 0 <= log["eventprop"]["accuracy"]["test"] <= 1
+    starts = log["eventprop"]["restarts"]  # every start's validation accuracy, and the kept one's seed
+    assert len(starts["restart_val"]) > 1 and isinstance(starts["train_seed"], int)
     assert get_meta(nir.read(out))["trained_by"] == "eventprop"
 
 
@@ -317,3 +322,74 @@ def test_compile_runs_the_trained_graph_and_matches_the_evaluation(tmp_path):
     for run, key in ((rep["reference"], "reference"), (rep["targets"]["fxsim"], "deployed")):
         assert run["accuracy"] == pytest.approx(extra[f"{key}_accuracy"])
         assert run["spikes_per_neuron"] == pytest.approx(extra[f"{key}_spikes_per_neuron"])
+
+
+def test_spike_times_on_the_deployment_grid():
+    """on_grid: ceil(t / dt) dt (the step the deployed neuron fires at), inf stays inf, the gradient
+    passes straight through; the grid model's decisions are the NIR reference's (count readout)."""
+    from snncompile.train.eventprop import on_grid
+
+    t = torch.tensor([[0.01, 0.025, 0.0251, math.inf]], dtype=torch.float64, requires_grad=True)
+    g = on_grid(t, 0.025)
+    assert g.detach().tolist() == [[0.025, 0.025, 0.05, math.inf]]
+    g[:, :3].sum().backward()
+    assert t.grad.tolist() == [[1.0, 1.0, 1.0, 0.0]]
+
+
+def test_grid_model_is_the_deployed_reference(toy, trained):
+    """predict_continuous(grid=True) decides sample by sample as the NIR reference of the deployed
+    graph (count readout), closer than the continuous model does."""
+    from snncompile.encode import encode
+    from snncompile.frontends.nir import read_spiking_graph, repair_graph
+    from snncompile.lif.reference import simulate
+    from snncompile.train.eventprop import predict_continuous
+
+    x, _ = toy
+    hp = trained.hyper
+    net = read_spiking_graph(repair_graph(eventprop_to_nir(trained, (4,), "", x_calib=x), hp.dt), hp.dt)
+    ref = simulate(net, encode(x, hp.steps, "latency", 0)).scores.argmax(1)
+    grid = predict_continuous(trained.weights, x, hp, window=True, grid=True)
+    cont = predict_continuous(trained.weights, x, hp, window=True)
+    assert np.mean(grid == ref) >= max(0.99, np.mean(cont == ref))
+
+
+def test_finer_exponent_on_the_grid(toy, trained):
+    """deployed_grid with clip_share: one weight exponent finer (half the step) where few weights
+    clip, and after fine-tuning with it compile picks that exponent and deploys the weights as they are."""
+    from snncompile.encode import encode
+    from snncompile.frontends.nir import read_spiking_graph, repair_graph
+    from snncompile.profile import load_profile
+    from snncompile.quantize.lif import quantize_lif
+    from snncompile.train.eventprop_deploy import deployed_grid, finetune_on_grid
+
+    x, y = toy
+    trained.extra.pop("inhibition", None)
+    q0, b0 = deployed_grid(trained, "loihi2", x)
+    q1, b1 = deployed_grid(trained, "loihi2", x, clip_share=1.0)
+    assert all(np.all(np.isinf(b)) for b in b0)
+    np.testing.assert_allclose(q1[0][:4], q0[0][:4] / 2)
+    assert np.all(np.isfinite(b1[0][:4])) and np.isinf(b1[0][-1])
+
+    def exps(res):
+        hp = res.hyper
+        net = read_spiking_graph(repair_graph(eventprop_to_nir(res, (4,), ""), hp.dt), hp.dt)
+        _, table = quantize_lif(net, load_profile("loihi2"), encode(x[:200], hp.steps, "latency", 0), 1)
+        return {c["name"]: (c["weight_exp"], c["max_rounding_error"] / c["weight_scale"])
+                for row in table for c in row["connections"]}
+
+    plain = exps(finetune_on_grid(trained, x, y, "loihi2", epochs=1, clip_share=0.0))
+    finer = exps(finetune_on_grid(trained, x, y, "loihi2", epochs=1, clip_share=1.0))
+    assert finer["lif1_from_input"][0] == plain["lif1_from_input"][0] - 1
+    assert finer["lif1_from_input"][1] < 0.05
+
+
+def test_restarts_keep_the_best_validation_run(toy):
+    x, y = toy
+    kw = dict(arch="4-12-2", epochs=2, batch_size=16, progress=False, x_val=x[:60], y_val=y[:60], **TOY_HYPER)
+    res = train_eventprop(x, y, seed=3, restarts=2, **kw)
+    singles = [train_eventprop(x, y, seed=s, restarts=1, **kw) for s in (3, 1003)]
+    vals = [max(r.history["val_acc"]) for r in singles]
+    assert res.extra["restart_val"] == vals and res.seed == 3
+    pick = singles[int(np.argmax(vals))]
+    assert res.extra["train_seed"] == pick.seed
+    assert all(np.array_equal(a, b) for a, b in zip(res.weights, pick.weights))

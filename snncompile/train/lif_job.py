@@ -96,6 +96,9 @@ def train_lif_command(data, arch: str, method: str, epochs: int, batch_size: int
            method: {"accuracy": dict(res.accuracy), "history": res.history, "hyper": res.describe(),
                     "train_time_s": res.train_time_s, "spikes_per_neuron_test": spn},
            "output": str(out)}
+    restarts = {k: res.extra[k] for k in ("restart_val", "train_seed") if k in getattr(res, "extra", {})}
+    if restarts:  # eventprop: the validation accuracy of every start and the seed of the one kept
+        log[method]["restarts"] = restarts
     log_path = out.with_name(out.stem + ".train.json")
     write_text(log_path, json.dumps(json_clean(log, nonfinite=lambda x: None), indent=1) + "\n")
     acc = res.accuracy
