@@ -321,8 +321,8 @@ def run_layer_closed(layer: FixedLayer, counts_in: np.ndarray, ar: Arith, chunk_
     e >= 0: v(t_in_end) = beta + (W c) << (act_shift + e), one matrix product; u stays within
     [sum of fired negative weights, sum of fired positive weights] << shift.
     e < 0: Lava floors each step's sum, a_k = (W s_k) >> -e, so per-arrival-step sums are needed:
-    one product per step over the inputs that spike at that step (a sparse 0/1 matrix times the
-    weights, :func:`step_matrix`); v(t_in_end) = beta + sum_k (K - k) (a_k << act_shift) and u lies
+    the rows of the inputs that spike at each step, summed per step (matrix maps: the compiled kernel
+    :func:`snncompile.ttfs.kernels.floored_step_sums`; conv chains: one pass per step); v(t_in_end) = beta + sum_k (K - k) (a_k << act_shift) and u lies
     within the sums of the positive / negative a_k.
     Max-pool (a sum pool, threshold 0, no bias): :func:`maxpool_closed`.
     """
