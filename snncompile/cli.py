@@ -147,13 +147,17 @@ def train(dataset, arch, method, epochs, batch_size, lr, profile, loss, spike_re
               help="spiking NIR graphs: input spike code (default: the graph's, else regular)")
 @click.option("--sim-steps", default=None, type=_T["sim_steps"],
               help="spiking NIR graphs: input steps per sample (default: the graph's, else 32)")
+@click.option("--split-weights", multiple=True,
+              help="spiking NIR graphs on Loihi: give this connection ({dst}_from_{src}, as the report names it; "
+                   "'all': every one) a second Dense for its rounding residual (about 8 more weight bits; "
+                   "default: the graph's weight_split metadata)")
 @click.option("--seed", default=0, show_default=True, type=_T["seed"])
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="output folder")
 @click.option("--quiet", is_flag=True, help="no progress output")
 @library_errors
 def compile_cmd(model, dataset, targets, profile, steps, bits, zeta, samples, vendor_samples, calib_samples,
                 sweep_bits, sweep_steps, sweep_profiles, sweep_seeds, use_ray, ray_address, emit, weight_scale, dt,
-                encoding, sim_steps, seed, out, quiet):
+                encoding, sim_steps, split_weights, seed, out, quiet):
     """Convert, quantize, map, run on targets and validate; writes model.nir, model.q.nir and the report."""
     from .pipeline import CompileOptions, compile_model
 
@@ -166,7 +170,8 @@ def compile_cmd(model, dataset, targets, profile, steps, bits, zeta, samples, ve
                           sweep_steps=_ints(sweep_steps), progress=not quiet, dt=dt, encoding=encoding,
                           sim_steps=sim_steps, weight_scale=weight_scale,
                           sweep_profiles=tuple(t.strip() for t in (sweep_profiles or "").split(",") if t.strip()),
-                          sweep_seeds=_ints(sweep_seeds), ray=use_ray, ray_address=ray_address)
+                          sweep_seeds=_ints(sweep_seeds), ray=use_ray, ray_address=ray_address,
+                          split_weights=tuple(split_weights) or None)
     result = compile_model(model, opts, out=out)
     click.echo(result.report.table())
     if "sweep" in result.report.data:

@@ -277,8 +277,9 @@ class Report:
                 out += ["", "quantization (Loihi LIF):", "", "| population | du | dv | vth_mant | v LSB | connections "
                         "(weight_exp, max rounding error) |", "|---|---|---|---|---|---|"]
                 for row in r["quantization"]:
-                    conns = ", ".join(f"{c['name']}: {c['weight_exp']}, {_fmt(c['max_rounding_error'])}"
-                                      for c in row["connections"])
+                    conns = ", ".join(f"{c['name']}: {c['weight_exp']}"
+                                      + (f" + {c['split']['weight_exp']} (split)" if "split" in c else "")
+                                      + f", {_fmt(c['max_rounding_error'])}" for c in row["connections"])
                     out.append(f"| {row['population']} | {row['du']} | {row['dv']} | {row['vth_mant']} | "
                                f"{_fmt(row['v_lsb'])} | {conns} |")
             elif "quantization" in r and r["quantization"]:

@@ -4,6 +4,7 @@ graph against the continuous model at the grid points, and deployment through ``
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -363,7 +364,7 @@ def test_finer_exponent_on_the_grid(toy, trained):
     from snncompile.train.eventprop_deploy import deployed_grid, finetune_on_grid
 
     x, y = toy
-    trained.extra.pop("inhibition", None)
+    trained = dataclasses.replace(trained, hyper=dataclasses.replace(trained.hyper, split=False), extra={})
     q0, b0 = deployed_grid(trained, "loihi2", x)
     q1, b1 = deployed_grid(trained, "loihi2", x, clip_share=1.0)
     assert all(np.all(np.isinf(b)) for b in b0)
@@ -381,6 +382,45 @@ def test_finer_exponent_on_the_grid(toy, trained):
     finer = exps(finetune_on_grid(trained, x, y, "loihi2", epochs=1, clip_share=1.0))
     assert finer["lif1_from_input"][0] == plain["lif1_from_input"][0] - 1
     assert finer["lif1_from_input"][1] < 0.05
+
+
+def test_split_connections_make_the_deployed_grid_fine(toy, trained):
+    """The graph asks compile to split its trained connections (weight_split); the quantizer adds the
+    residual Dense, and the weight grid fine-tuning sees is >= 8x finer on the input layer."""
+    from snncompile.encode import encode
+    from snncompile.frontends.nir import read_spiking_graph, repair_graph
+    from snncompile.profile import load_profile
+    from snncompile.quantize.lif import quantize_lif
+    from snncompile.train.eventprop_deploy import deployed_steps
+
+    x, _ = toy
+    split = dataclasses.replace(trained, extra={})
+    plain = dataclasses.replace(trained, hyper=dataclasses.replace(trained.hyper, split=False), extra={})
+    g = eventprop_to_nir(split, (4,), "", x_calib=x)
+    assert get_meta(g)["weight_split"] == ["lif1_from_input", "lif1_from_clock", "lif2_from_lif1", "lif2_from_clock"]
+    assert "weight_split" not in get_meta(eventprop_to_nir(plain, (4,), "", x_calib=x))
+    hp = split.hyper
+    net = read_spiking_graph(repair_graph(g, hp.dt), hp.dt)
+    qg, table = quantize_lif(net, load_profile("loihi2"), encode(x[:200], hp.steps, "latency", 0), 1)
+    done = {c["name"] for r in table for c in r["connections"] if "split" in c}
+    assert {"lif1_from_input", "lif1_from_clock"} <= done <= set(get_meta(g)["weight_split"])  # where finer
+    assert "lif1_from_input_lo" in get_meta(qg)["connections"]
+    fine, coarse = deployed_steps(split, "loihi2", x), deployed_steps(plain, "loihi2", x)
+    assert np.all(fine[0][:4] <= coarse[0][:4] / 8)
+
+
+def test_finetuning_keeps_the_training_record_and_can_keep_the_start(toy, trained):
+    """finetune_on_grid keeps what training recorded (the restarts), and with validation data
+    epoch 0 (the trained weights, rounded as compile deploys them) is a candidate."""
+    from snncompile.train.eventprop_deploy import finetune_on_grid
+
+    x, y = toy
+    start = dataclasses.replace(trained, extra={"restart_val": [0.5, 0.6], "train_seed": 1003})
+    out = finetune_on_grid(start, x, y, "loihi2", epochs=1, x_val=x[:80], y_val=y[:80])
+    assert out.extra["restart_val"] == [0.5, 0.6] and out.extra["train_seed"] == 1003
+    grid = out.history["on_grid"]
+    vals = [grid["start_val_acc"], *grid["val_acc"]]
+    assert grid["best_epoch"] == vals.index(max(vals))   # the best on validation, the earliest on ties
 
 
 def test_restarts_keep_the_best_validation_run(toy):

@@ -314,6 +314,20 @@ def test_wraps_saturations_and_off_grid_weights_are_bit_exact(lava):
 
 
 @pytest.mark.parametrize("delay", [None, 2])
+def test_precision_split_runs_two_dense_into_one_population(lava, delay):
+    """Every connection split (quantize_lif split="all"): a residual Dense with a negative exponent
+    beside each Dense, from the same source into the same population, including the recurrent one."""
+    net = recurrent_graph(delay)
+    q, table = quantize_lif(net, PROFILE, raster(40, 15, net.input_shape, seed=1), split="all")
+    lo = [c["split"]["name"] for t in table for c in t["connections"] if "split" in c]
+    assert {"lif_from_input_lo", "lif_from_lif_lo"} <= set(lo)
+    x = raster(5, 15, (5,), seed=7)
+    run = run_target(lava, q, spikes=x)
+    assert_exact(run, q, x)
+    assert run.info["connections"]["lif_from_lif_lo"] == ("DelayDense" if delay else "Dense")
+
+
+@pytest.mark.parametrize("delay", [None, 2])
 def test_recurrent_lif_with_li_readout(lava, delay):
     """(d) LIF -> Affine -> the same LIF (Dense, or DelayDense in the loop), read out by a
     non-spiking LI population: logits are the mean v times v_lsb, as simulate_fixed's scores."""

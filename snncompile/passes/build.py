@@ -39,6 +39,7 @@ class CompileOptions:
     dt: float | None = None           # LIF: time step (default: the graph's, else 1); TTFS: norse's step (1/K)
     encoding: str | None = None       # LIF: regular | rate | latency (default: the graph's, else regular)
     sim_steps: int | None = None      # LIF: input steps per sample (default: the graph's, else 32)
+    split_weights: tuple | None = None  # LIF on Loihi: connections that get a residual connection (quantize/lif.py)
     weight_scale: str | None = None   # TTFS: per-layer weight scale auto | max | mse (auto: quantize/scale_rule.py)
 
 

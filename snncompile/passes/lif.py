@@ -129,8 +129,12 @@ def quantize(build: Build) -> None:
     x_cal = as_model_input(np.asarray(build.data.x_train[: opts.calib_samples or DEFAULT_CALIB_SAMPLES]),
                            net.input_shape, build.data.name)
     quantizer = getattr(quantize, ARITHMETICS[profile.arithmetic][0])
+    split = {} if opts.split_weights is None else {"split": opts.split_weights}
+    if split and quantizer is not quantize.quantize_lif:
+        raise InvalidModel(f"--split-weights: profile {profile.name}'s {profile.arithmetic} arithmetic has one "
+                           "weight per synapse (split connections are for Loihi's Dense weight exponents)")
     build.qgraph, build.quantization = quantizer(net, profile, encode_spikes(x_cal, steps, kind, opts.seed),
-                                                 opts.headroom_bits)
+                                                 opts.headroom_bits, **split)
     build.report["profile"] = {"name": profile.name, "title": profile.title, "weight_bits": profile.weights.bits,
                                "arithmetic": profile.arithmetic}
 

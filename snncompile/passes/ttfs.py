@@ -15,7 +15,7 @@ from .common import evaluated, reject_options, require_no_bits_without_quantized
 
 DEFAULT_STEPS = 16
 DEFAULT_ZETA = 0.5
-LIF_ONLY = ("encoding", "sim_steps")
+LIF_ONLY = ("encoding", "sim_steps", "split_weights")
 
 
 def check_options(build: Build) -> None:

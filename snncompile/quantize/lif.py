@@ -18,6 +18,13 @@ chosen from a calibration run of the float reference so that |u| and |v| stay be
 connection then gets the smallest weight exponent e whose mantissas (w * 2**(6 + e) * lambda =
 the float weight) fit the weight grid.  Per-neuron thresholds are exact: a neuron's inputs, bias
 and potential are divided by its own threshold.
+
+Precision split (``split``: connection names ``{dst}_from_{src}``, or "all"; default the graph's
+``weight_split`` metadata): a connection whose 8-bit mantissas are too coarse gets a second Dense
+from the same source, ``{name}_lo``, that carries the rounding residual R = M - w unit at the
+finest exponent R fits, with mantissas on multiples of 2**-e (e < 0), so that Dense's floor shift
+of the summed mantissas is exact: for e < 0 the residual is resolved to lambda 2**act_shift (one
+activation unit), about 8 + e_hi bits in all (one more synapse per weight; :func:`split_residual`).
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ import nir
 import numpy as np
 
 from ..arith import bias_round, weight_grid
-from ..errors import ProfileViolation, UnsupportedOperator
+from ..errors import InvalidModel, ProfileViolation, UnsupportedOperator
 from ..frontends.nir import SpikingNet
 from ..ir import set_meta
 from ..lif.reference import simulate
@@ -71,8 +78,37 @@ def loihi_form(pop, dt: float) -> dict:
     return out
 
 
-def quantize_lif(net: SpikingNet, profile: HwProfile, calib_spikes: np.ndarray, headroom_bits: int = 1):
-    """Integer Loihi-LIF graph of ``net`` (model.q.nir) and the per-population table."""
+def split_residual(R, lam: float, act_shift: int, wspec) -> tuple:
+    """(mantissas, exponent, unit, resolution) of the residual connection (module docstring): the exponent the
+    largest |R| fits, mantissas rounded to multiples of max(step, 2**-e) (an exact floor shift)."""
+    step, lo, hi = weight_grid(wspec.bits, wspec.full_bits, wspec.sign_mode)
+    big = float(np.abs(R).max(initial=0.0))
+    e = wspec.exp_min if big == 0 else math.ceil(math.log2(big / (hi * lam))) - act_shift
+    e = int(min(wspec.exp_max, max(wspec.exp_min, e)))
+    unit = lam * 2.0 ** (act_shift + e)
+    grain = max(step, 2 ** -e if e < 0 else 1)
+    return np.clip(np.round(R / (unit * grain)) * grain, lo, hi).astype(np.int64), e, unit, unit * grain
+
+
+def _split_names(net: SpikingNet, split) -> set:
+    """The connection names ``split`` names (None: the graph's ``weight_split`` metadata), checked."""
+    split = net.meta.get("weight_split", ()) if split is None else split
+    names = {f"{c.dst}_from_{c.src}" for c in net.connections}
+    if split == "all" or (not isinstance(split, str) and "all" in split):
+        return names
+    split = {split} if isinstance(split, str) else set(split)
+    unknown = sorted(split - names)
+    if unknown:
+        raise InvalidModel(f"weight split: no connection {', '.join(unknown)}; the graph's connections: "
+                           f"{', '.join(sorted(names))}")
+    return split
+
+
+def quantize_lif(net: SpikingNet, profile: HwProfile, calib_spikes: np.ndarray, headroom_bits: int = 1,
+                 split=None):
+    """Integer Loihi-LIF graph of ``net`` (model.q.nir) and the per-population table; ``split``:
+    the connections that get a residual connection (module docstring)."""
+    split = _split_names(net, split)
     nspec, wspec = profile.neuron, profile.weights
     dec = 1 << nspec.decay_bits
     limit = 2.0 ** (nspec.state_bits - 1 - headroom_bits)
@@ -148,25 +184,36 @@ def quantize_lif(net: SpikingNet, profile: HwProfile, calib_spikes: np.ndarray, 
             unit = lam * 2.0 ** (nspec.act_shift + e)
             w = np.clip(np.round(M / (unit * step)) * step, lo, hi).astype(np.int64)
             err = float(np.abs(M - w * unit).max(initial=0.0))
-            syn = nir.Affine(weight=w, bias=np.zeros(w.shape[0], dtype=np.int64))
-            set_meta(syn, {"weight_exp": e, "delay": delay, "src": src, "dst": name, "scale": unit})
-            nodes[cname] = syn
+            parts = [(cname, w, e, unit)]
+            if cname in split:
+                w_lo, e_lo, unit_lo, res = split_residual(M - w * unit, lam, nspec.act_shift, wspec)
+                if res < unit * step and np.any(w_lo != 0):  # finer than the connection's own grid
+                    parts.append((f"{cname}_lo", w_lo, e_lo, unit_lo))
+                    err = float(np.abs(M - w * unit - w_lo * unit_lo).max(initial=0.0))
+            for pname, pw, pe, punit in parts:
+                syn = nir.Affine(weight=pw, bias=np.zeros(pw.shape[0], dtype=np.int64))
+                set_meta(syn, {"weight_exp": pe, "delay": delay, "src": src, "dst": name, "scale": punit})
+                nodes[pname] = syn
             if src == net.input_name:
                 src_node = "input"
             elif src == "bias":
                 src_node = "bias"
             else:
                 src_node = src
-            if len(c.src_shape) > 1 and src != "bias":
-                fname = f"{cname}_flatten"
-                nodes[fname] = nir.Flatten(input_type={"input": np.array(c.src_shape)}, start_dim=0, end_dim=-1)
-                edges += [(src_node, fname), (fname, cname)]
-            else:
-                edges.append((src_node, cname))
-            edges.append((cname, name))
-            conns_meta.append(cname)
-            rows["connections"].append({"name": cname, "src": src, "weight_exp": e, "max_rounding_error": err,
-                                        "weight_scale": unit})
+            for pname, *_ in parts:
+                if len(c.src_shape) > 1 and src != "bias":
+                    fname = f"{pname}_flatten"
+                    nodes[fname] = nir.Flatten(input_type={"input": np.array(c.src_shape)}, start_dim=0, end_dim=-1)
+                    edges += [(src_node, fname), (fname, pname)]
+                else:
+                    edges.append((src_node, pname))
+                edges.append((pname, name))
+                conns_meta.append(pname)
+            row = {"name": cname, "src": src, "weight_exp": e, "max_rounding_error": err, "weight_scale": unit}
+            if len(parts) > 1:  # the residual connection: its exponent and unit (one activation unit resolves it)
+                row["split"] = {"name": parts[1][0], "weight_exp": parts[1][2], "weight_scale": parts[1][3],
+                                "resolution": res}
+            rows["connections"].append(row)
         table.append(rows)
     if need_bias_source:
         nodes["bias"] = nir.Input(input_type={"input": np.array([1])})
@@ -181,6 +228,7 @@ def quantize_lif(net: SpikingNet, profile: HwProfile, calib_spikes: np.ndarray, 
                  bias_exp_bits=nspec.bias_exp_bits, weight_bits=wspec.bits, full_weight_bits=wspec.full_bits,
                  sign_mode=wspec.sign_mode, populations=pops_meta, connections=conns_meta, readout=net.readout,
                  readout_kind=net.readout_kind, depth=net.depth, input_shape=list(net.input_shape),
-                 bias_source=need_bias_source, headroom_bits=headroom_bits, quantization=table)
+                 bias_source=need_bias_source, headroom_bits=headroom_bits, quantization=table,
+                 weight_split=sorted(split))
     set_meta(q, gmeta)
     return q, table

@@ -187,9 +187,10 @@ class LifNet(torch.nn.Module):
             g.nodes[name].weight = w.detach().numpy().copy()
             if name in self.biases:
                 g.nodes[name].bias = self.biases[name].detach().numpy().copy()
-        if extra_meta:
-            meta = dict(get_meta(g))
-            meta.update(extra_meta)
+        meta = dict(get_meta(g))
+        if extra_meta or "weight_split" in meta:
+            meta.update(extra_meta or {})
+            meta.pop("weight_split", None)  # tuned with one Dense per connection (LoihiQuant): deployed so
             set_meta(g, meta)
         return g
 

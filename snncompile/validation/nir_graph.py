@@ -89,6 +89,8 @@ GRAPH_FIELDS = {
     "populations": (lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v), "a list of names"),
     "connections": (lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v), "a list of names"),
     "quantization": (lambda v: isinstance(v, list), "a list"),
+    "weight_split": (lambda v: v == "all" or (isinstance(v, list) and all(isinstance(x, str) for x in v)),
+                     '"all" or a list of connection names ({dst}_from_{src})'),
     "input_shape": (lambda v: isinstance(v, list) and all(is_int(x) and 0 < x <= SHAPE_DIM_MAX for x in v),
                     "a list of positive integers"),
     **{k: (lambda v: is_int(v) and 0 <= v <= 64, "an integer in 0..64") for k in (
