@@ -38,6 +38,22 @@ def cnn(seed=0) -> AnnModel:
     return AnnModel(net, (1, 8, 8), [f"l{i}" for i in range(len(net))], name="cnn")
 
 
+def digits_lif_chain(seed=0):
+    """A spiking NIR graph for the digits data set: input(64) -> fc0 -> LIF lif0(24) -> fc1 -> LIF lif1(10)."""
+    import nir
+
+    A = np.array
+    rng = np.random.default_rng(seed)
+    nodes = {"input": nir.Input(input_type={"input": A([64])}),
+             "fc0": nir.Affine(weight=rng.normal(0.05, 0.4, (24, 64)), bias=np.zeros(24)),
+             "lif0": nir.LIF(tau=A([4.0] * 24), r=A([4.0] * 24), v_leak=A([0.0] * 24), v_threshold=A([1.0] * 24)),
+             "fc1": nir.Affine(weight=rng.normal(0.05, 0.4, (10, 24)), bias=np.zeros(10)),
+             "lif1": nir.LIF(tau=A([4.0] * 10), r=A([4.0] * 10), v_leak=A([0.0] * 10), v_threshold=A([1.0] * 10)),
+             "output": nir.Output(output_type={"output": A([10])})}
+    edges = [("input", "fc0"), ("fc0", "lif0"), ("lif0", "fc1"), ("fc1", "lif1"), ("lif1", "output")]
+    return nir.NIRGraph(nodes=nodes, edges=edges, type_check=False)
+
+
 def digits_ttfs(epochs: int):
     """A digits ReLU MLP 64-24-10 (seed 0, ``epochs`` epochs) converted to TTFS: (graph, x_train,
     y_train, x_test, y_test)."""

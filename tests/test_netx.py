@@ -11,6 +11,7 @@ import nir
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import digits_lif_chain
 
 from snncompile.cli import main
 from snncompile.errors import InvalidModel, UnsupportedOperator
@@ -219,7 +220,7 @@ def test_reader_maps_netx_parameters(tmp_path):
 
 def test_emit_netx_through_the_cli_loads_in_netx(tmp_path, netx):
     src = tmp_path / "lif.nir"
-    nir.write(src, _digits_chain())
+    nir.write(src, digits_lif_chain())
     out = tmp_path / "out"
     res = CliRunner().invoke(main, ["compile", str(src), "--dataset", "digits", "--target", "fxsim", "--profile",
                                     str(NETX_PROFILE), "--samples", "5", "--emit", "netx", "--seed", "0", "--quiet",
@@ -232,18 +233,6 @@ def test_emit_netx_through_the_cli_loads_in_netx(tmp_path, netx):
     res = CliRunner().invoke(main, ["compile", str(src), "--dataset", "digits", "--target", "fxsim", "--samples", "5",
                                     "--emit", "netx", "--seed", "0", "--quiet", "--out", str(tmp_path / "o2")])
     assert res.exit_code != 0 and "connection" in res.output and "weight_exp" in res.output
-
-
-def _digits_chain(seed=0):
-    rng = np.random.default_rng(seed)
-    nodes = {"input": nir.Input(input_type={"input": A([64])}),
-             "fc0": nir.Affine(weight=rng.normal(0.05, 0.4, (24, 64)), bias=np.zeros(24)),
-             "lif0": nir.LIF(tau=A([4.0] * 24), r=A([4.0] * 24), v_leak=A([0.0] * 24), v_threshold=A([1.0] * 24)),
-             "fc1": nir.Affine(weight=rng.normal(0.05, 0.4, (10, 24)), bias=np.zeros(10)),
-             "lif1": nir.LIF(tau=A([4.0] * 10), r=A([4.0] * 10), v_leak=A([0.0] * 10), v_threshold=A([1.0] * 10)),
-             "output": nir.Output(output_type={"output": A([10])})}
-    edges = [("input", "fc0"), ("fc0", "lif0"), ("lif0", "fc1"), ("fc1", "lif1"), ("lif1", "output")]
-    return nir.NIRGraph(nodes=nodes, edges=edges, type_check=False)
 
 
 # --- Lava runs (slow) --------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import nir
 import numpy as np
 import pytest
+from conftest import digits_lif_chain
 
 from snncompile.errors import InvalidModel
 from snncompile.frontends.nir import read_spiking_graph
@@ -84,18 +85,10 @@ def test_split_from_metadata_all_and_unknown_names():
 
 
 def _digits_graph(tmp_path, meta=None):
-    """A 64-16-10 LIF graph for the digits data set, written to m.nir."""
+    """conftest's digits LIF chain, with ``meta``, written to m.nir."""
     from snncompile.ir import write_nir
 
-    rng = np.random.default_rng(0)
-    nodes = {"input": nir.Input(input_type={"input": A([64])}),
-             "fc1": nir.Affine(weight=rng.normal(0.05, 0.3, (16, 64)), bias=np.zeros(16)),
-             "lif1": nir.LIF(tau=A([4.0] * 16), r=A([4.0] * 16), v_leak=A([0.0] * 16), v_threshold=A([1.0] * 16)),
-             "fc2": nir.Affine(weight=rng.normal(0.1, 0.5, (10, 16)), bias=np.zeros(10)),
-             "lif2": nir.LIF(tau=A([4.0] * 10), r=A([4.0] * 10), v_leak=A([0.0] * 10), v_threshold=A([1.0] * 10)),
-             "output": nir.Output(output_type={"output": A([10])})}
-    g = nir.NIRGraph(nodes=nodes, edges=[("input", "fc1"), ("fc1", "lif1"), ("lif1", "fc2"), ("fc2", "lif2"),
-                                         ("lif2", "output")], type_check=False)
+    g = digits_lif_chain()
     if meta is not None:
         set_meta(g, meta)
     write_nir(g, tmp_path / "m.nir")
@@ -116,16 +109,16 @@ def test_cli_split_weights_option_and_metadata(tmp_path):
     from snncompile.ir import read_nir
 
     src = _digits_graph(tmp_path)
-    res = _compile([src, "--target", "fxsim", "--split-weights", "lif1_from_input", "--out", str(tmp_path / "a")])
+    res = _compile([src, "--target", "fxsim", "--split-weights", "lif0_from_input", "--out", str(tmp_path / "a")])
     assert res.exit_code == 0, res.output
     q = read_nir(tmp_path / "a" / "model.q.nir", type_check=False)
-    assert "lif1_from_input_lo" in get_meta(q)["connections"]
+    assert "lif0_from_input_lo" in get_meta(q)["connections"]
     rep = json.loads((tmp_path / "a" / "report.json").read_text())
     assert rep["targets"]["fxsim"]["accuracy"] is not None
-    assert "lif1_from_input: " in (tmp_path / "a" / "report.md").read_text() and \
+    assert "lif0_from_input: " in (tmp_path / "a" / "report.md").read_text() and \
         "(split)" in (tmp_path / "a" / "report.md").read_text()
     res = _compile([src, "--target", "fxsim", "--split-weights", "lif9_from_input", "--out", str(tmp_path / "b")])
-    assert res.exit_code != 0 and "lif9_from_input" in res.output and "lif1_from_input" in res.output
+    assert res.exit_code != 0 and "lif9_from_input" in res.output and "lif0_from_input" in res.output
     assert "Traceback" not in res.output and not (tmp_path / "b").exists()
     bad = _digits_graph(tmp_path, {"weight_split": 5})
     res = _compile([bad, "--target", "fxsim", "--out", str(tmp_path / "c")])
